@@ -7,6 +7,9 @@ yolov5n at 640 and yolov3-tiny at 416 (real weights from $ZOOPORT_ASSETS or
 other processes on a shared machine hits all of them alike.
 onnxruntime session settings compared: graph optimisation BASIC vs ALL
 (intra-op threads = cores), and ALL with thread spinning off.
+With --yolov5-onnx FILE (YOLOv5's own ``export.py --include onnx`` of the same
+yolov5n.pt at 640), that file runs in the same loop under the same settings,
+and the two exports' outputs are compared.
 
     ZOOPORT_ASSETS=/work/shared python scripts/bench_onnx.py [--runs 30] [--threads N]
 """
@@ -47,7 +50,26 @@ def _load(name: str, assets: Path):
     return load_darknet(assets / "zoo/darknet/yolov3-tiny.cfg", assets / "zoo/darknet/yolov3-tiny.weights")
 
 
-def bench(name: str, size: int, assets: Path, runs: int, warmup: int, threads: int, tmp: Path) -> dict:
+def _sessions(path: Path, threads: int, tag: str, x) -> dict:
+    """One onnxruntime session per compared setting, as ``{label: callable}``."""
+    import onnxruntime as ort
+
+    fns = {}
+    for label, level, spin in (("opt BASIC", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "1"),
+                               ("opt ALL", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "1"),
+                               ("opt ALL, no spinning", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "0")):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = level
+        so.intra_op_num_threads = threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: x}
+        fns[f"{tag} ({label}, {threads} threads)"] = (lambda s, f: lambda: s.run(None, f))(sess, feed)
+    return fns
+
+
+def bench(name: str, size: int, assets: Path, runs: int, warmup: int, threads: int, tmp: Path,
+          other_onnx: Path | None = None) -> dict:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -60,15 +82,14 @@ def bench(name: str, size: int, assets: Path, runs: int, warmup: int, threads: i
     xt = torch.from_numpy(x)
     path = export_onnx(model, tmp / f"{name}.onnx", imgsz=size)
     fns = {"torch eager (unfused)": lambda: model(xt), "torch eager (fused)": lambda: fused(xt)}
-    for label, level, spin in (("opt BASIC", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "1"),
-                               ("opt ALL", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "1"),
-                               ("opt ALL, no spinning", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "0")):
-        so = ort.SessionOptions()
-        so.graph_optimization_level = level
-        so.intra_op_num_threads = threads
-        so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        fns[f"onnxruntime ({label}, {threads} threads)"] = (lambda s: lambda: s.run(None, {"images": x}))(sess)
+    fns.update(_sessions(path, threads, "onnxruntime", x))
+    if other_onnx is not None:
+        own = _sessions(other_onnx, threads, "YOLOv5's own export", x)
+        a, b = next(iter(fns.values()))()[0].detach().numpy(), fns[next(k for k in fns if k.startswith("onnx"))]()[0]
+        c = next(iter(own.values()))()[0]
+        print(f"{name}: max |zooport onnx - YOLOv5 onnx| = {np.abs(b - c).max():.2e} "
+              f"(zooport onnx vs eager: {np.abs(b - a).max():.2e}; outputs up to {np.abs(a).max():.0f})")
+        fns.update(own)
     with torch.inference_mode():
         res = _round_robin_ms(fns, runs, warmup)
     return res
@@ -79,6 +100,9 @@ def main() -> int:
     ap.add_argument("--assets", default=os.environ.get("ZOOPORT_ASSETS"), help="the shared assets folder")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured calls before each block of 10")
+    ap.add_argument("--yolov5-onnx", type=Path, metavar="FILE",
+                    help="YOLOv5's own ONNX export of the same yolov5n.pt at 640 (export.py --include onnx), "
+                         "timed side by side")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch and ORT intra-op threads")
     args = ap.parse_args()
     if not args.assets:
@@ -93,7 +117,8 @@ def main() -> int:
         print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     with tempfile.TemporaryDirectory() as d:
         for name, size in (("yolov5n", 640), ("yolov3-tiny", 416)):
-            r = bench(name, size, Path(args.assets), runs, args.warmup, args.threads, Path(d))
+            r = bench(name, size, Path(args.assets), runs, args.warmup, args.threads, Path(d),
+                      args.yolov5_onnx if name == "yolov5n" else None)
             base = r["torch eager (unfused)"]
             print(f"\n{name} @ {size}x{size}")
             for k, v in r.items():
@@ -101,6 +126,10 @@ def main() -> int:
             best = min(v for k, v in r.items() if k.startswith("onnxruntime"))
             print(f"  => best onnxruntime is {base / best:.2f}x faster than eager unfused, "
                   f"{r['torch eager (fused)'] / best:.2f}x faster than eager fused")
+            own = [v for k, v in r.items() if k.startswith("YOLOv5's own")]
+            if own:
+                print(f"  => best zooport export {best:.2f} ms vs best YOLOv5 export {min(own):.2f} ms: "
+                      f"{min(own) / best:.2f}x (> 1: zooport's is faster)")
     if hasattr(os, "getloadavg"):
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     return 0

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from zooport.eval.post import darknet_post, yolov5_nms
-from zooport.eval.preprocess import (darknet_resize, letterbox, rect_batch_shapes, unletterbox_boxes,
-                                     unresize_boxes)
+from zooport.eval.preprocess import (darknet_resize, letterbox, load_resize, preprocess_letterbox,
+                                     rect_batch_shapes, unletterbox_boxes, unresize_boxes)
 
 
 def _darknet_resize_loop(im, w, h):
@@ -81,6 +81,16 @@ def test_letterbox_and_inverse_by_hand():
     assert b.tolist() == [[20, 20, 40, 40]]
     assert unresize_boxes(np.array([[10, 10, 50, 20]], np.float32), (100, 100), (300, 200)).tolist() == \
         [[20, 30, 100, 60]]
+
+
+def test_load_resize_truncates_like_yolov5_v7():
+    # 334 x 500 enlarged to long side 640: r = 1.28, 334 * 1.28 = 427.52 -> v7.0 keeps int() = 427 (ceil,
+    # from a later release, would give 428); 1200 x 1600 shrunk: r = .4 -> 480 x 640 exactly.
+    assert load_resize(np.zeros((334, 500, 3), np.uint8), 640).shape == (427, 640, 3)
+    assert load_resize(np.zeros((1200, 1600, 3), np.uint8), 640).shape == (480, 640, 3)
+    # the gain that maps boxes back is h / h0 of the truncated size, as in YOLOv5's shapes[si][1]
+    _, (gain, _pad) = preprocess_letterbox(np.zeros((334, 500, 3), np.uint8), (480, 672), 640)
+    assert gain == (427 / 334, 640 / 500)
 
 
 def test_darknet_post_by_hand():

@@ -3,7 +3,8 @@
 * ``letterbox`` — Ultralytics YOLOv5 v7.0 ``val.py``: the image (BGR uint8, as
   ``cv2.imread`` gives it) is first resized so its long side is ``imgsz``
   (``cv2.INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging, new size
-  ``ceil(w0 * r) x ceil(h0 * r)``), then letterboxed without upscaling onto its
+  ``int(w0 * r) x int(h0 * r)``: v7.0 truncates; ``math.ceil`` came only with a
+  later release), then letterboxed without upscaling onto its
   batch shape (``cv2.INTER_LINEAR``, border value 114, padding split as
   ``round(d/2 -+ 0.1)``). Rectangular batches: images are sorted by aspect ratio
   h/w, cut into batches, and every batch gets one shape
@@ -53,14 +54,16 @@ def rect_batch_shapes(sizes_hw, imgsz: int, stride: int, batch: int, pad: float 
 
 
 def load_resize(img_bgr: np.ndarray, imgsz: int) -> np.ndarray:
-    """YOLOv5 ``load_image``: long side to ``imgsz`` (AREA when shrinking, LINEAR when enlarging)."""
+    """YOLOv5 v7.0 ``load_image``: long side to ``imgsz`` (AREA when shrinking, LINEAR when enlarging)."""
     import cv2
 
     h0, w0 = img_bgr.shape[:2]
     r = imgsz / max(h0, w0)
     if r != 1:
         interp = cv2.INTER_LINEAR if r > 1 else cv2.INTER_AREA
-        img_bgr = cv2.resize(img_bgr, (math.ceil(w0 * r), math.ceil(h0 * r)), interpolation=interp)
+        # int(), not ceil: v7.0 truncates (yolov5 PR #10558 switched to ceil a month after v7.0),
+        # and the truncated size also sets the box gain h / h0 used to map boxes back.
+        img_bgr = cv2.resize(img_bgr, (int(w0 * r), int(h0 * r)), interpolation=interp)
     return img_bgr
 
 
