@@ -117,14 +117,9 @@ def _yolov5_own(src: str, arch_yaml: dict, state_dict: dict):
     checkpoint's architecture dict and loads zooport's YOLOv5-layout export
     strictly, which is also the check that the export is what YOLOv5 expects.
     """
-    root = Path(src).resolve()
-    sys.path.insert(0, str(root))
-    if (root / "models" / "yolo.py").is_file():
-        from models.yolo import DetectionModel  # noqa: E402  (YOLOv5's code, by request)
-    elif (root / "yolov5" / "models" / "yolo.py").is_file():
-        from yolov5.models.yolo import DetectionModel  # noqa: E402
-    else:
-        raise SystemExit(f"bench_yolov5: {src}: no models/yolo.py or yolov5/models/yolo.py there")
+    from crosscheck_yolov5 import _import_yolov5  # beside this script
+
+    DetectionModel, _conv, _models = _import_yolov5(Path(src).resolve())
     m = DetectionModel(json.loads(json.dumps(arch_yaml)))  # it edits the dict it is given
     m.load_state_dict(state_dict, strict=True)
     return m.float().eval()
