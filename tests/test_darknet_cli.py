@@ -1,4 +1,4 @@
-"""``zooport convert darknet`` and ``zooport info darknet``: outputs, formats, --classes, and bad inputs
+"""``zooport convert darknet`` and ``zooport info darknet``: outputs, targets, --num-classes, and bad inputs
 (exit code 2, one-line message, no traceback, no output file left)."""
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_convert_safetensors_identical_tensors(tmp_path):
 
     cfg, weights = tiny()
     out = tmp_path / "m.safetensors"
-    assert main(["convert", "darknet", str(cfg), str(weights), "--format", "safetensors", "-o", str(out)]) == 0
+    assert main(["convert", "darknet", str(cfg), str(weights), "--to", "safetensors", "-o", str(out)]) == 0
     _, ref = read_weights(weights, build_plan(parse_cfg(cfg)))
     got = load_file(str(out))
     assert list(got) and set(got) == set(ref)
@@ -87,7 +87,7 @@ def test_convert_safetensors_identical_tensors(tmp_path):
 def test_convert_classes_reports_skipped_layers(tmp_path, capsys):
     cfg, weights = tiny()
     out = tmp_path / "t3.pt"
-    assert main(["convert", "darknet", str(cfg), str(weights), "--classes", "3", "-o", str(out)]) == 0
+    assert main(["convert", "darknet", str(cfg), str(weights), "--num-classes", "3", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "not loaded" in text and "layers.15" in text and "layers.22" in text
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
@@ -122,8 +122,8 @@ def _bad_cases(tmp_path):
     cases += [("truncated", [str(cfg), str(trunc)]), ("trailing", [str(cfg), str(trail)]),
               ("bad_header", [str(cfg), str(hdr)]), ("missing_weights", [str(cfg), str(tmp_path / "no.weights")]),
               ("missing_cfg", [str(tmp_path / "no.cfg"), str(good_w)]), ("unsupported_rnn", [str(rnn), str(good_w)]),
-              ("classes_zero", [str(cfg), str(good_w), "--classes", "0"]),
-              ("classes_no_head", [str(cfg), str(good_w), "--classes", "2"])]
+              ("classes_zero", [str(cfg), str(good_w), "--num-classes", "0"]),
+              ("classes_no_head", [str(cfg), str(good_w), "--num-classes", "2"])]
     tiny_cfg, tiny_w = tiny()
     cases.append(("names_count", [str(tiny_cfg), str(tiny_w), "--names", str(names)]))
     return cases
@@ -137,7 +137,7 @@ def test_cli_bad_inputs_exit_2_and_leave_no_file(tmp_path, capsys, fmt):
     outdir.mkdir()
     for name, argv in cases:
         out = outdir / f"{name}.{'weights' if fmt == 'darknet' else 'pt'}"
-        rc = main(["convert", "darknet", *argv, "-o", str(out), "--format", fmt])
+        rc = main(["convert", "darknet", *argv, "-o", str(out), "--to", fmt])
         err = capsys.readouterr().err
         assert rc == 2, (name, err)
         assert err.startswith("zooport: error: ") and "Traceback" not in err, (name, err)

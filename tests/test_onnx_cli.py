@@ -46,7 +46,7 @@ def test_export_dynamic_nms_half_check(darknet_pair, capsys):
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--imgsz", "100"], "multiple of"),
+    (["--imgsz", "0"], "--imgsz 0"),
     (["--opset", "7"], "opset"),
     (["--imgsz", "1", "2", "3"], "--imgsz"),
 ])

@@ -17,10 +17,10 @@ def test_convert_yolov5_all_formats(tmp_path, capsys):
     ref = reference_raw(ckpt, x)
     for args, out in ((["-o", str(tmp_path / "n.pt")], "n.pt"),
                       (["-o", str(tmp_path / "n.safetensors")], "n.safetensors"),
-                      (["--format", "yolov5", "-o", str(tmp_path / "sd.pt")], "sd.pt")):
+                      (["--to", "yolov5", "-o", str(tmp_path / "sd.pt")], "sd.pt")):
         assert main(["convert", "yolov5", str(src), *args]) == 0
         assert (tmp_path / out).is_file()
-    assert "y.pt ->" in capsys.readouterr().out
+    assert f"wrote {tmp_path / 'sd.pt'} (" in capsys.readouterr().out
     for f in ("n.pt", "n.safetensors"):
         m = load_native(tmp_path / f)
         with torch.no_grad():
@@ -32,9 +32,11 @@ def test_convert_yolov5_all_formats(tmp_path, capsys):
     assert all(torch.equal(sd[k].to(own[k].dtype), own[k]) for k in own)
     # a YOLOv5-structured module tree takes the exported state dict strictly
     ckpt["model"].float().load_state_dict(sd, strict=True)
-    # default output name beside the input
+    # default output beside the input: y.pt would be the input itself, so y.converted.pt
     assert main(["convert", "yolov5", str(src)]) == 0
-    assert (tmp_path / "y.zoo.pt").is_file()
+    assert (tmp_path / "y.converted.pt").is_file()
+    assert main(["convert", "yolov5", str(src), "--to", "safetensors"]) == 0
+    assert (tmp_path / "y.safetensors").is_file()
 
 
 def test_convert_yolov5_errors_exit_2_without_output(tmp_path, capsys):

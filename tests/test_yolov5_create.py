@@ -18,7 +18,7 @@ def yolov5n():
 def test_create_yolov5s_parameter_count():
     import zooport
 
-    m = zooport.create_yolov5("yolov5s", nc=80)
+    m = zooport.create_yolov5("yolov5s", num_classes=80)
     assert sum(p.numel() for p in m.parameters()) == 7235389  # YOLOv5 v7.0 yolov5s summary (nc=80)
     assert m.stride == [8, 16, 32] and m.input_size == [640, 640] and len(m.names) == 80
 
@@ -42,16 +42,16 @@ def test_bundled_architecture_parameter_counts(name, params):
 def test_create_variants_and_architecture_matches_release(yolov5n):
     import zooport
 
-    n6 = zooport.create_yolov5("yolov5n6", nc=3)
+    n6 = zooport.create_yolov5("yolov5n6", num_classes=3)
     assert n6.stride == [8, 16, 32, 64] and n6.input_size == [1280, 1280]
     with torch.no_grad():
         assert n6(torch.zeros(1, 3, 128, 128)).shape == (1, 3 * (256 + 64 + 16 + 4), 8)
-    p2 = zooport.create_yolov5("yolov5n-p2", nc=1)
+    p2 = zooport.create_yolov5("yolov5n-p2", num_classes=1)
     assert p2.stride == [4, 8, 16, 32]
-    p7 = zooport.create_yolov5("yolov5n-p7", nc=1)
+    p7 = zooport.create_yolov5("yolov5n-p7", num_classes=1)
     assert p7.stride == [8, 16, 32, 64, 128]
     # the bundled P5 yaml at n size is exactly the released yolov5n architecture
-    n = zooport.create_yolov5("yolov5n", nc=80)
+    n = zooport.create_yolov5("yolov5n", num_classes=80)
     assert {k: v.shape for k, v in n.state_dict().items()} == {k: v.shape for k, v in yolov5n.state_dict().items()}
 
 
@@ -61,7 +61,7 @@ def test_onnx_trace_dynamic_hw(tmp_path):
 
     import zooport
 
-    m = zooport.create_yolov5("yolov5n", nc=2).eval()
+    m = zooport.create_yolov5("yolov5n", num_classes=2).eval()
     p = tmp_path / "m.onnx"
     x = torch.rand(1, 3, 64, 64)
     torch.onnx.export(m, x, str(p), dynamo=False, opset_version=17, input_names=["images"], output_names=["out"],
@@ -118,7 +118,7 @@ def test_every_block_builds_from_yaml_with_activation(tmp_path):
 
     p = tmp_path / "all.yaml"
     p.write_text(_ALL_BLOCKS_YAML)
-    m = zooport.create_yolov5(str(p), nc=2).eval()
+    m = zooport.create_yolov5(str(p), num_classes=2).eval()
     assert m.stride == [8, 16]
     acts = [mod.act for mod in m.modules() if type(mod).__name__ == "Conv" and not isinstance(mod.act, nn.Identity)]
     assert acts and all(isinstance(a, nn.LeakyReLU) and a.negative_slope == 0.1 for a in acts)

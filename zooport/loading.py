@@ -2,7 +2,7 @@
 
 MODEL forms (``spec`` is a list of command-line words):
 
-* ``CFG WEIGHTS`` (or ``CFG`` alone: weights left at their initial values) -> Darknet
+* ``CFG WEIGHTS`` (or ``CFG`` alone) -> Darknet; ``load(cfg, weights)`` is the same as ``load([cfg, weights])``
 * ``FILE.safetensors`` or a ``.pt`` written by ``zooport convert`` -> native checkpoint
 * a YOLOv5 ``.pt`` (pickled ``models.yolo`` modules, read without unpickling code)
 * an MMDetection ``.pth`` (``{"meta", "state_dict"}``), config taken from its meta or ``config=``
@@ -68,46 +68,127 @@ def sniff_checkpoint(path: str | os.PathLike) -> str:
     return "unknown"
 
 
-def load_model(spec, *, names: str | None = None, config: str | None = None):
-    """Load a :class:`~zooport.model_defs.base.Detector` from a MODEL spec (see module doc)."""
+MODEL_SUFFIXES = (".cfg", ".weights", ".pt", ".pth", ".safetensors", ".onnx")
+
+# source -> the command that converts it, for "use `zooport convert ...`" hints
+_CONVERT = {"yolov5": ("a YOLOv5 checkpoint", "zooport convert yolov5 CKPT"),
+            "mmdet": ("an MMDetection checkpoint", "zooport convert mmdet CKPT"),
+            "darknet": ("a Darknet file", "zooport convert darknet CFG WEIGHTS")}
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    """What a file looks like: "cfg", "weights", "native", "yolov5", "mmdet", "torchscript" or "unknown"."""
+    p = Path(path)
+    if p.suffix == ".cfg":
+        return "cfg"
+    if p.suffix == ".weights":
+        return "weights"
+    if p.suffix == ".safetensors":
+        return "native"
+    try:
+        return sniff_checkpoint(p) if p.is_file() else "unknown"
+    except CheckpointError:
+        return "unknown"
+
+
+def source_hint(path: str | os.PathLike, expected: str) -> str | None:
+    """A hint when ``path`` (given where a ``expected`` source is wanted: "darknet", "yolov5" or "mmdet")
+    looks like another source, e.g. "looks like a YOLOv5 checkpoint: use `zooport convert yolov5`"."""
+    kind = kind_of(path)
+    if kind in ("cfg", "weights"):
+        kind = "darknet"
+    if kind == expected or kind == "unknown":
+        return None
+    if kind == "native":
+        return (f"{path}: looks like a zooport checkpoint (already converted): load it directly "
+                "(zooport.load, zooport export onnx, zooport verify)")
+    if kind == "torchscript":
+        return f"{path}: a TorchScript archive (it carries code): zooport does not read those"
+    what, cmd = _CONVERT[kind]
+    return f"{path}: looks like {what}: use `{cmd}`"
+
+
+def check_model_spec(words) -> None:
+    """Order hints for a Darknet pair: ``WEIGHTS CFG`` swapped, or a lone ``.weights`` without its cfg."""
+    suffixes = [Path(str(w)).suffix for w in words]
+    if suffixes == [".weights", ".cfg"]:
+        raise UsageError(f"{words[0]} {words[1]}: arguments swapped? the order is CFG WEIGHTS")
+    if suffixes[0] == ".weights":
+        raise UsageError(f"{words[0]}: a Darknet .weights file needs its cfg: the order is CFG WEIGHTS")
+    if len(words) == 2 and suffixes[0] != ".cfg":
+        raise UsageError(f"two words given for MODEL but the first is not a Darknet .cfg: {list(words)} "
+                         "(the order is CFG WEIGHTS)")
+
+
+def _names_list(names):
+    """``names`` as a list (a names file is read by the one reader), or None."""
+    if names is None or isinstance(names, (list, tuple)):
+        return None if names is None else [str(n) for n in names]
+    from .parsers.names import read_names
+
+    return read_names(names)
+
+
+def _set_names(model, names, where: str):
+    if names is None:
+        return model
+    if len(names) != len(model.names):
+        raise UsageError(f"{where}: {len(names)} class names given, the model has {len(model.names)} classes")
+    model.names = list(names)
+    if hasattr(model, "refresh_meta"):
+        model.refresh_meta()
+    return model
+
+
+def load_model(spec, weights=None, *, names=None, config=None, num_classes: int | None = None):
+    """Load a :class:`~zooport.model_defs.base.Detector` from a MODEL spec (see module doc).
+
+    ``zooport.load("yolov4.cfg", "yolov4.weights")``, ``zooport.load(["CFG", "WEIGHTS"])``,
+    ``zooport.load("yolov5s.pt")`` or ``zooport.load("yolov4")`` (zoo name). ``names``: a names file
+    or a list overriding the model's class names. ``num_classes``: re-head a Darknet model for N
+    classes (see :func:`~zooport.converters.darknet.load_darknet`). ``config``: MMDetection config.
+    """
     if isinstance(spec, (str, os.PathLike)):
-        spec = [str(spec)]
-    spec = [str(s) for s in spec]
+        spec = [spec]
+    spec = [str(s) for s in spec] + ([str(weights)] if weights is not None else [])
     if not spec or len(spec) > 2:
         raise UsageError(f"MODEL must be one or two words (CFG WEIGHTS, a checkpoint or a zoo name), got {spec}")
+    check_model_spec(spec)
     paths = [Path(s) for s in spec]
+    for p in paths:
+        if p.is_dir():
+            raise UsageError(f"{p}: is a directory; expected a model file")
     if paths[0].suffix == ".cfg":
         from .converters.darknet import load_darknet
 
-        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names)
-    if len(spec) == 2:
-        raise UsageError(f"two words given for MODEL but the first is not a Darknet .cfg: {spec}")
+        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names, num_classes=num_classes)
+    if num_classes is not None:
+        raise UsageError("num_classes= re-heads Darknet models only (give CFG WEIGHTS)")
+    names = _names_list(names)
     p = paths[0]
     if not p.exists():
-        if os.sep in spec[0] or p.suffix in (".pt", ".pth", ".safetensors", ".weights", ".onnx"):
+        if os.sep in spec[0] or p.suffix in MODEL_SUFFIXES:
             raise CheckpointError(f"{p}: no such file")
         from .zoo.api import load_pretrained
 
-        return load_pretrained(spec[0])
-    if p.suffix == ".weights":
-        raise UsageError(f"{p}: a Darknet .weights file needs its cfg: give MODEL as 'CFG WEIGHTS'")
+        return _set_names(load_pretrained(spec[0]), names, spec[0])
     if p.suffix == ".safetensors":
         from .converters.native import load_native
 
-        return load_native(p)
+        return _set_names(load_native(p), names, str(p))
     kind = sniff_checkpoint(p)
     if kind == "native":
         from .converters.native import load_native
 
-        return load_native(p)
+        return _set_names(load_native(p), names, str(p))
     if kind == "yolov5":
         from .converters.yolov5 import load_yolov5
 
-        return load_yolov5(p)
+        return load_yolov5(p, names=names)
     if kind == "mmdet":
         from .converters.mmdet import load_mmdet
 
-        return load_mmdet(p, config)
+        return load_mmdet(p, config, names=names)
     if kind == "torchscript":
         raise CheckpointError(f"{p}: TorchScript archives are not read (they carry code); export the weights instead")
     raise CheckpointError(f"{p}: not a checkpoint zooport recognises (expected a zooport, YOLOv5 or MMDetection file)")

@@ -1,6 +1,13 @@
-"""``zooport convert FORMAT ...``: one sub-verb per source format, each in its own module."""
+"""``zooport convert SOURCE ... [--to TARGET] [-o OUT]``: one sub-verb per source format, each in its own module.
+
+One vocabulary for every source: ``--to {pt,safetensors,darknet,yolov5,mmdet}`` (default: from OUT's
+suffix, else ``pt``), ``-o OUT`` (default: beside the input, see :mod:`zooport.cli._args`), one
+success line ``wrote PATH (SIZE, TARGET) in T s``. ``--format`` and ``--to native`` are deprecated
+aliases (a one-line warning on stderr).
+"""
 from __future__ import annotations
 
+import argparse
 import importlib
 
 # source format -> module defining register(subparsers)
@@ -9,6 +16,9 @@ SOURCES = {
     "yolov5": "zooport.cli.convert_yolov5",
     "mmdet": "zooport.cli.convert_mmdet",
 }
+# every target of --to; each source says which of them it writes
+TARGETS = ("pt", "safetensors", "darknet", "yolov5", "mmdet")
+_FROM_SUFFIX = {".safetensors": "safetensors", ".weights": "darknet", ".pth": "mmdet"}
 
 
 def register(sub) -> None:
@@ -23,3 +33,46 @@ def register(sub) -> None:
     fmt.required = True
     for module in SOURCES.values():
         importlib.import_module(module).register(fmt)
+
+
+def add_output_args(p, supported: tuple, default_help: str) -> None:
+    """``-o/--output`` and ``--to`` (plus the hidden deprecated ``--format``) on a convert sub-parser."""
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help=f"output file (default: {default_help}; see 'zooport convert --help')")
+    p.add_argument("--to", dest="to", choices=TARGETS + ("native",), default=None,
+                   metavar="{" + ",".join(TARGETS) + "}",
+                   help=f"what to write: {', '.join(supported)} for this source (default: from OUT's suffix "
+                   "(.safetensors, .weights, .pth), else pt)")
+    p.add_argument("--format", dest="deprecated_format", choices=TARGETS + ("native",), default=None,
+                   help=argparse.SUPPRESS)
+
+
+def resolve_target(args, source: str, supported: tuple) -> str:
+    """The target of a convert call: ``--to``, else deprecated ``--format``, else OUT's suffix, else pt."""
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ._args import warn
+
+    to = args.to
+    if args.deprecated_format is not None:
+        warn("--format is deprecated; use --to")
+        to = to or args.deprecated_format
+    if to == "native":
+        warn("--to native is deprecated; use --to pt (or --to safetensors)")
+        to = "safetensors" if args.output and Path(args.output).suffix == ".safetensors" else "pt"
+    if to is None:
+        to = _FROM_SUFFIX.get(Path(args.output).suffix, "pt") if args.output else "pt"
+        if to not in supported:
+            to = "pt"
+    if to not in supported:
+        raise UsageError(f"convert {source} --to {to}: not supported; {source} converts to {', '.join(supported)}")
+    return to
+
+
+def output_path(args, target: str, beside, inputs):
+    """``-o`` checked (folder exists, not an input), or the default name (see :mod:`zooport.cli._args`)."""
+    from ._args import default_output, output_file
+
+    out = args.output if args.output else default_output(beside, target, inputs)
+    return output_file(out, inputs)

@@ -1,129 +1,111 @@
-"""``zooport convert darknet CFG WEIGHTS`` and ``zooport info darknet CFG``.
+"""``zooport convert darknet CFG WEIGHTS [--to pt|safetensors|darknet|mmdet] [-o OUT] [--num-classes N]``.
 
-Convert writes a native checkpoint (``.pt``: a plain dict loadable with ``torch.load(weights_only=True)``;
-``.safetensors``: tensors + JSON metadata) or a Darknet ``.weights`` file again. The output is written
-atomically: on any error no output file is left. ``--classes N`` re-heads the model for N classes
-(fine-tuning) and reports the layers it could not load.
+Writes a native checkpoint (``.pt``: a plain dict loadable with ``torch.load(weights_only=True)``;
+``.safetensors``: tensors + JSON metadata), a Darknet ``.weights`` file again (byte-identical), or an
+MMDetection YOLOV3 checkpoint. The output is written atomically: on any error no output file is left.
+``--num-classes N`` re-heads the model for N classes (fine-tuning) and reports the layers it could not
+load.
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
-from pathlib import Path
+import argparse
+import time
 
-FORMATS = ("pt", "safetensors", "darknet", "mmdet")
-_SUFFIX = {"pt": ".pt", "safetensors": ".safetensors", "darknet": ".weights", "mmdet": "_mmdet.pth"}
+SUPPORTED = ("pt", "safetensors", "darknet", "mmdet")
 
 
 def register(sub) -> None:
+    from .convert import add_output_args
+
     p = sub.add_parser(
         "darknet",
-        help="Darknet cfg + .weights -> native .pt / .safetensors (or .weights again)",
+        help="Darknet cfg + .weights -> native .pt / .safetensors (or .weights again, or MMDetection)",
         description="Convert a Darknet cfg + .weights pair into zooport's native checkpoint (.pt, a plain dict "
-        "loadable with torch.load(weights_only=True)), safetensors, or a Darknet .weights file. Writing a "
-        "loaded file back with --format darknet is byte-identical. Output is written atomically.",
+        "loadable with torch.load(weights_only=True)), safetensors, a Darknet .weights file (writing a loaded "
+        "file back is byte-identical) or an MMDetection YOLOV3 checkpoint (Darknet yolov3.cfg layout only). "
+        "Output is written atomically.",
         epilog="examples:\n  zooport convert darknet yolov3-tiny.cfg yolov3-tiny.weights --names coco.names\n"
-        "  zooport convert darknet yolov4.cfg yolov4.weights --format safetensors -o yolov4.safetensors\n"
-        "  zooport convert darknet yolov3-tiny.cfg yolov3-tiny.weights --classes 3 -o tiny3.pt\n"
-        "  zooport convert darknet yolov3.cfg yolov3.weights --to mmdet -o yolov3_mmdet.pth",
-        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+        "  zooport convert darknet yolov4.cfg yolov4.weights --to safetensors\n"
+        "  zooport convert darknet yolov3-tiny.cfg yolov3-tiny.weights --num-classes 3 -o tiny3.pt\n"
+        "  zooport convert darknet yolov3.cfg yolov3.weights --to mmdet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cfg", metavar="CFG", help="Darknet .cfg file")
     p.add_argument("weights", metavar="WEIGHTS", help="Darknet .weights file matching CFG")
-    p.add_argument("-o", "--output", metavar="OUT", default=None,
-                   help="output file (default: beside WEIGHTS: NAME.pt, NAME.safetensors, or "
-                   "NAME.converted.weights for --format darknet)")
+    add_output_args(p, SUPPORTED, "beside WEIGHTS, WEIGHTS' name with the target's extension")
     p.add_argument("--names", metavar="FILE", default=None,
                    help="class names file, one per line (default: class0, class1, ...)")
-    p.add_argument("--format", "--to", dest="format", choices=FORMATS, default=None,
-                   help="output format (default: from OUT's suffix, else pt); 'mmdet' writes an MMDetection "
-                   "YOLOV3 checkpoint (Darknet yolov3.cfg layout only) that MMDetection loads strictly")
-    p.add_argument("--classes", type=int, metavar="N", default=None,
+    p.add_argument("--num-classes", dest="num_classes", type=int, metavar="N", default=None,
                    help="rebuild the heads for N classes; every other layer is loaded (for fine-tuning)")
+    p.add_argument("--classes", dest="deprecated_classes", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_run)
 
 
-def _pick_format(args) -> str:
-    if args.format:
-        return args.format
-    if args.output:
-        suffix = Path(args.output).suffix
-        return {".safetensors": "safetensors", ".weights": "darknet"}.get(suffix, "pt")
-    return "pt"
+def check_args(args) -> None:
+    """Every argument check of ``convert darknet``, before anything is read."""
+    from ..errors import UsageError
+    from ..loading import source_hint
+    from . import _args
 
-
-def _default_output(weights: str, fmt: str, classes) -> Path:
-    w = Path(weights)
-    stem = w.stem + (f"-{classes}cls" if classes is not None else "")
-    if fmt == "darknet":
-        return w.with_name(stem + ".converted.weights")
-    return w.with_name(stem + _SUFFIX[fmt])
+    if args.deprecated_classes is not None:
+        _args.warn("--classes is deprecated for convert darknet; use --num-classes")
+        if args.num_classes is None:
+            args.num_classes = args.deprecated_classes
+    _args.at_least("--num-classes", args.num_classes, 1)
+    if args.cfg.endswith(".weights") and args.weights.endswith(".cfg"):
+        raise UsageError(f"{args.cfg} {args.weights}: arguments swapped? the order is CFG WEIGHTS")
+    for path, what in ((args.cfg, "Darknet cfg"), (args.weights, "Darknet weights")):
+        _args.input_file(path, what)
+        hint = source_hint(path, "darknet")
+        if hint:
+            raise UsageError(hint)
+    if args.cfg.endswith(".weights"):
+        raise UsageError(f"{args.cfg}: a .weights file where the cfg is expected: the order is CFG WEIGHTS")
+    if args.names is not None:
+        _args.input_file(args.names, "names")
 
 
 def _run(args) -> int:
-    from ..errors import UsageError, ZooportError
+    from .convert import output_path, resolve_target
 
-    fmt = _pick_format(args)
-    out = Path(args.output) if args.output else _default_output(args.weights, fmt, args.classes)
-    if args.classes is not None and args.classes < 1:
-        raise UsageError(f"--classes {args.classes}: expected a positive number of classes")
+    t0 = time.perf_counter()
+    target = resolve_target(args, "darknet", SUPPORTED)
+    check_args(args)
+    out = output_path(args, target, args.weights, (args.cfg, args.weights))
     try:
-        if out.exists() and Path(args.weights).exists() and os.path.samefile(out, args.weights):
-            raise UsageError(f"{out}: output would overwrite the input weights; choose another -o")
-    except OSError:
-        pass
-    try:
-        return _convert(args, fmt, out)
-    except OSError as e:  # e.g. disk full while writing: atomic_write already removed the temp file
+        return _convert(args, target, out, t0)
+    except OSError as e:  # e.g. disk full while writing: the atomic writer already removed its temp file
+        from ..errors import ZooportError
+
         raise ZooportError(f"{out}: cannot write output: {e.strerror or e}") from None
 
 
-def _convert(args, fmt: str, out: Path) -> int:
-    from tqdm import tqdm
-
+def _convert(args, target: str, out, t0: float) -> int:
     from ..converters.darknet import load_darknet, save_darknet_weights
+    from ._args import progress, report_written
 
-    steps = tqdm(total=2, desc="convert darknet", unit="step", disable=None, file=sys.stderr)
-    steps.set_postfix_str("loading")
-    model = load_darknet(args.cfg, args.weights, names=args.names, num_classes=args.classes)
-    steps.update(1)
-    steps.set_postfix_str(f"writing {fmt}")
-    if fmt == "darknet":
-        save_darknet_weights(model, out)
-    elif fmt == "mmdet":
-        from ..converters.mmdet_darknet import save_mmdet_checkpoint
+    with progress(total=2, desc="convert darknet", unit="step") as steps:
+        steps.set_postfix_str("loading")
+        model = load_darknet(args.cfg, args.weights, names=args.names, num_classes=args.num_classes)
+        steps.update(1)
+        steps.set_postfix_str(f"writing {target}")
+        if target == "darknet":
+            save_darknet_weights(model, out)
+        elif target == "mmdet":
+            from ..converters.mmdet_darknet import save_mmdet_checkpoint
 
-        save_mmdet_checkpoint(model, out, names=model.names)
-    else:
-        from ..converters.native import save_native
+            save_mmdet_checkpoint(model, out, names=model.names)
+        else:
+            from ..converters.native import save_native
 
-        save_native(model, out, fmt=fmt)
-    steps.update(1)
-    steps.close()
-    n_params = sum(p.numel() for p in model.state_dict().values())
-    print(f"wrote {out} ({fmt}, {len(model.layers)} layers, {n_params} parameters, {len(model.names)} classes)")
+            save_native(model, out, fmt=target)
+        steps.update(1)
+    report_written(out, target, t0)
     skipped = model.darknet_load.skipped
-    if args.classes is not None:
+    if args.num_classes is not None:
         if skipped:
-            print(f"--classes {args.classes}: not loaded (class-dependent, freshly initialised): "
+            print(f"--num-classes {args.num_classes}: not loaded (class-dependent, freshly initialised): "
                   + ", ".join(skipped))
         else:
-            print(f"--classes {args.classes}: same as the cfg's classes; every layer loaded")
-    return 0
-
-
-def info_darknet(cfg_path: str, as_json: bool = False) -> int:
-    """Print layer count, parameter count and the exact .weights size Darknet would write for a cfg."""
-    from ..converters.darknet import info
-
-    facts = info(cfg_path)
-    if as_json:
-        print(json.dumps(facts, indent=2))
-        return 0
-    print(f"{facts['cfg']}: {facts['layers']} layers, {facts['params']:,} parameters, "
-          f".weights {facts['weights_bytes']:,} bytes")
-    print(f"input {facts['input']} -> output {facts['output']}")
-    for h in facts["heads"]:
-        print(f"  head layer {h['layer']}: [{h['type']}] {h['shape']} classes={h['classes']}")
+            print(f"--num-classes {args.num_classes}: same as the cfg's classes; every layer loaded")
     return 0

@@ -1,62 +1,61 @@
-"""``zooport convert yolov5 CKPT [-o OUT] [--format pt|safetensors|yolov5]``."""
+"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5] [-o OUT] [--names FILE]``."""
 from __future__ import annotations
 
-_FORMATS = ("pt", "safetensors", "yolov5")
+import time
+
+SUPPORTED = ("pt", "safetensors", "yolov5")
 
 
 def register(sub) -> None:
+    from .convert import add_output_args
+
     p = sub.add_parser(
         "yolov5",
         help="convert an Ultralytics YOLOv5 .pt checkpoint (any release) to a native checkpoint",
         description="Read a YOLOv5 .pt checkpoint (v1.0 ... v7.0) without YOLOv5's code and without "
-        "unsafe unpickling, and write it as a zooport native checkpoint (.pt loadable with "
-        "torch.load(weights_only=True), or .safetensors), or as a YOLOv5-style state dict "
-        "{'model.N...': tensor} that YOLOv5's DetectionModel(cfg).load_state_dict accepts. "
-        "The output is written atomically.",
+        "unsafe unpickling, and write it as a zooport native checkpoint (--to pt: .pt loadable with "
+        "torch.load(weights_only=True); --to safetensors), or as a YOLOv5-style state dict "
+        "{'model.N...': tensor} that YOLOv5's DetectionModel(cfg).load_state_dict accepts (--to yolov5, "
+        "float32). The output is written atomically.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="YOLOv5 .pt file (e.g. yolov5s.pt)")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (default: CKPT's name with .zoo.pt, .safetensors or .yolov5-sd.pt)")
-    p.add_argument("--format", choices=_FORMATS, default=None,
-                   help="pt: native checkpoint dict; safetensors: native tensors + JSON metadata; "
-                   "yolov5: plain YOLOv5-style state dict (float32). Default: from OUT's suffix, else pt")
+    add_output_args(p, SUPPORTED, "beside CKPT, CKPT's name with the target's extension, "
+                    "'.converted' inserted when that is CKPT itself")
+    p.add_argument("--names", metavar="FILE", default=None, help="class names file overriding the checkpoint's")
     p.set_defaults(func=_run)
 
 
-def _default_output(ckpt, fmt):
-    from pathlib import Path
+def check_args(args) -> None:
+    from ..errors import UsageError
+    from ..loading import source_hint
+    from . import _args
 
-    p = Path(ckpt)
-    suffix = {"pt": ".zoo.pt", "safetensors": ".safetensors", "yolov5": ".yolov5-sd.pt"}[fmt]
-    return p.with_name(p.stem + suffix)
+    _args.input_file(args.checkpoint, "YOLOv5 checkpoint")
+    hint = source_hint(args.checkpoint, "yolov5")
+    if hint:
+        raise UsageError(hint)
+    if args.names is not None:
+        _args.input_file(args.names, "names")
 
 
 def _run(args) -> int:
-    from pathlib import Path
+    from .convert import output_path, resolve_target
 
-    from .._io import atomic_path
-    from ..errors import UsageError
-
-    fmt = args.format
-    if fmt is None:
-        fmt = "safetensors" if args.output and Path(args.output).suffix == ".safetensors" else "pt"
-    out = Path(args.output) if args.output else _default_output(args.checkpoint, fmt)
-    if out.resolve() == Path(args.checkpoint).resolve():
-        raise UsageError(f"output {out} would overwrite the input checkpoint")
-    if not Path(args.checkpoint).is_file():
-        from ..errors import CheckpointError
-
-        raise CheckpointError(f"{args.checkpoint}: no such file")
-
-    from tqdm import tqdm
+    t0 = time.perf_counter()
+    target = resolve_target(args, "yolov5", SUPPORTED)
+    check_args(args)
+    out = output_path(args, target, args.checkpoint, (args.checkpoint,))
 
     from ..converters.yolov5 import load_yolov5, to_yolov5_state_dict
+    from ._args import progress, report_written
 
-    with tqdm(total=2, desc="convert yolov5", unit="step", leave=False) as bar:
-        model = load_yolov5(args.checkpoint)
+    with progress(total=2, desc="convert yolov5", unit="step") as bar:
+        model = load_yolov5(args.checkpoint, names=args.names)
         bar.update(1)
-        if fmt == "yolov5":
+        if target == "yolov5":
             import torch
+
+            from .._io import atomic_path
 
             sd = {k: v.float() if v.is_floating_point() else v for k, v in to_yolov5_state_dict(model).items()}
             with atomic_path(out) as tmp:
@@ -64,9 +63,7 @@ def _run(args) -> int:
         else:
             from ..converters.native import save_native
 
-            save_native(model, out, fmt)
+            save_native(model, out, target)
         bar.update(1)
-    n = sum(p.numel() for p in model.parameters())
-    print(f"{args.checkpoint} -> {out} ({fmt}; {len(model.names)} classes, strides {model.stride}, "
-          f"{n:,} parameters, weights from '{model.source.get('weights')}')")
+    report_written(out, target, t0)
     return 0

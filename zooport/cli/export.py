@@ -1,10 +1,14 @@
-"""``zooport export onnx MODEL -o model.onnx``: ONNX export of anything zooport loads."""
+"""``zooport export onnx MODEL [-o model.onnx]``: ONNX export of anything zooport loads.
+
+Every argument is checked before the model is loaded; ``--imgsz`` is range-checked first and rounded up
+to a multiple of the model's max stride after the load (with a warning), as Ultralytics does.
+"""
 from __future__ import annotations
 
 _EPILOG = """\
 examples:
   zooport export onnx yolov3-tiny.cfg yolov3-tiny.weights -o yolov3-tiny.onnx
-  zooport export onnx yolov5n.pt -o yolov5n.onnx --dynamic
+  zooport export onnx yolov5n.pt --dynamic                  (writes yolov5n.onnx beside yolov5n.pt)
   zooport export onnx model.safetensors -o det.onnx --nms --conf 0.25 --iou 0.45 --max-det 100
 
 outputs: default 'output' (B, N, 4+1+nc) xywh pixels, objectness, class scores;
@@ -27,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("model", nargs="+", metavar="MODEL",
                    help="'CFG WEIGHTS' (Darknet), a native .pt/.safetensors, a YOLOv5 .pt, an MMDetection .pth "
                         "or a zoo name")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx path (written atomically)")
+    p.add_argument("-o", "--output", metavar="FILE", help="output .onnx path, written atomically (default: beside "
+                   "the model file (WEIGHTS for 'CFG WEIGHTS') with .onnx; ./NAME.onnx for a zoo name)")
     p.add_argument("--imgsz", type=int, nargs="+", metavar="PX",
                    help="input size: H, or H W (default: the model's input_size)")
     g = p.add_mutually_exclusive_group()
@@ -48,35 +53,57 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
 
 
+def check_args(args) -> None:
+    """Every argument check of ``export onnx``, before anything is loaded."""
+    from . import _args
+
+    _args.model_words(args.model)
+    _args.imgsz(args.imgsz)
+    _args.at_least("--batch", args.batch, 1)
+    _args.at_least("--max-det", args.max_det, 1)
+    _args.unit_interval("--conf", args.conf)
+    _args.unit_interval("--iou", args.iou)
+    _args.opset(args.opset)
+    for path, what in ((args.names, "names"), (args.config, "MMDetection config")):
+        if path is not None:
+            _args.input_file(path, what)
+    args.output = _args.output_file(args.output or default_output(args.model), args.model)
+
+
+def default_output(words):
+    """Beside the model's file (WEIGHTS of 'CFG WEIGHTS'), named like it with .onnx; ./NAME.onnx for a zoo name."""
+    from pathlib import Path
+
+    from ._args import default_output as beside
+
+    p = Path(words[-1])
+    return beside(p if p.exists() else Path(p.name), "onnx", words)
+
+
 def _run(args) -> int:
     import time
 
-    from ..errors import UsageError
-
-    if args.imgsz is not None and len(args.imgsz) > 2:
-        raise UsageError(f"--imgsz takes H or H W, got {args.imgsz}")
-    from tqdm import tqdm
-
     from ..export.onnx import export_onnx
     from ..loading import load_model
+    from ._args import progress, report_written, round_imgsz
 
+    check_args(args)
     steps = ["load", "export"] + (["check"] if args.check else [])
-    bar = tqdm(total=len(steps), desc="export onnx", unit="step", leave=False)
     t0 = time.perf_counter()
-    model = load_model(args.model, names=args.names, config=args.config)
-    bar.update()
-    path = export_onnx(model, args.output, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
-                       nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, opset=args.opset,
-                       half=args.half, raw=args.raw)
-    bar.update()
-    lines = []
-    if args.check:
-        lines = _check(model, path, args)
+    with progress(total=len(steps), desc="export onnx", unit="step") as bar:
+        model = load_model(args.model, names=args.names, config=args.config)
         bar.update()
-    bar.close()
+        args.imgsz = round_imgsz(args.imgsz, max(getattr(model, "stride", None) or [32]))
+        path = export_onnx(model, args.output, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
+                           nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, opset=args.opset,
+                           half=args.half, raw=args.raw)
+        bar.update()
+        lines = []
+        if args.check:
+            lines = _check(model, path, args)
+            bar.update()
     mode = "nms" if args.nms else "raw" if args.raw else "default"
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {mode} outputs, "
-          f"{'float16' if args.half else 'float32'}) in {time.perf_counter() - t0:.1f} s")
+    report_written(path, f"onnx {mode}{' float16' if args.half else ''}", t0)
     for line in lines:
         print(line)
     return 1 if any(line.startswith("  FAIL") for line in lines) else 0

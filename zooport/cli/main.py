@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..errors import ZooportError
+from ._args import close_bars
 
 # verb -> module defining register(subparsers); order is the order of --help
 VERBS = {
@@ -52,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except ZooportError as e:
+        close_bars()  # an error never shares a line with a progress bar
         print(f"zooport: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        close_bars()
         print("zooport: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -11,23 +11,10 @@ import os
 from .._io import sha256_file
 from ..errors import ParseError, UnsupportedError
 from ..parsers.darknet_cfg import DarknetCfg, parse_cfg
+from ..parsers.names import read_names
 
 # head type -> extra channels per anchor besides the classes
 _HEAD_EXTRA = {"yolo": 5, "Gaussian_yolo": 9}
-
-
-def read_names(path) -> list[str]:
-    """Class names from a Darknet ``.names`` file: one per line, blank lines ignored, BOM/CRLF accepted."""
-    try:
-        text = open(path, "rb").read().decode("utf-8-sig")
-    except OSError as e:
-        raise ParseError(f"cannot read names file: {e.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise ParseError("names file is not UTF-8 text", path) from None
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not names:
-        raise ParseError("names file is empty: expected one class name per line", path)
-    return names
 
 
 def num_classes_of(plan) -> int:

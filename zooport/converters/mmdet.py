@@ -94,12 +94,16 @@ def load_mmdet(checkpoint, config=None, *, names=None):
     """Load an MMDetection checkpoint (path) into a native MMDetModel in eval mode.
 
     ``config``: path of a .py/.json/.yaml config, a config dict, or None (use the checkpoint's meta).
-    ``names``: class names overriding the config's / checkpoint's.
+    ``names``: class names (a list or a names file) overriding the config's / checkpoint's.
     """
     from .._io import sha256_file
     from .native import load_state_dict_strict
 
     p = Path(checkpoint)
+    if isinstance(names, (str, os.PathLike)):
+        from ..parsers.names import read_names
+
+        names = read_names(names)
     sd, meta = read_checkpoint(p)
     cfg = resolve_config(config, meta, str(p))
     if names is None:

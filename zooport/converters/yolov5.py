@@ -161,12 +161,13 @@ def to_yolov5_state_dict(model) -> dict:
     return {native_key_to_yolov5(k): v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def load_yolov5(path: str | os.PathLike):
+def load_yolov5(path: str | os.PathLike, *, names=None):
     """Load a YOLOv5 ``.pt`` checkpoint (any release) into a native YOLOv5Model in eval mode.
 
     No YOLOv5 code is imported and nothing from the file is executed. Weights
     are float32; ``model.source`` records the file, its sha256 and whether the
-    EMA weights were used.
+    EMA weights were used. ``names``: a names file or a list overriding the
+    checkpoint's class names (same count as the checkpoint's ``nc``).
     """
     from ..model_defs.base import default_preprocess
     from ..model_defs.yolov5 import apply_overrides, build_uninitialised, compute_stride
@@ -182,7 +183,14 @@ def load_yolov5(path: str | os.PathLike):
     source = {"format": "yolov5", "file": path.name, "sha256": sha256_file(path), "weights": ck.source_key,
               "note": "EMA weights used (training checkpoint)" if ck.source_key == "ema" else
               "released weights ('model')", **{k: v for k, v in ck.info.items() if k in ("epoch", "date")}}
-    meta = {"names": ck.names, "source": source, "preprocess": default_preprocess("letterbox", 114)}
+    if names is not None:
+        from ..parsers.names import read_names
+
+        names = read_names(names) if isinstance(names, (str, os.PathLike)) else [str(n) for n in names]
+        nc = int(arch["yaml"].get("nc", len(names)))
+        if len(names) != nc:
+            raise UsageError(f"{path}: {len(names)} class names given, the checkpoint has nc={nc}")
+    meta = {"names": names or ck.names, "source": source, "preprocess": default_preprocess("letterbox", 114)}
     model = build_uninitialised(arch, meta)
     ov = _overrides(model, ck.modules)
     apply_overrides(model, ov)

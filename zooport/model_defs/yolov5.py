@@ -340,14 +340,27 @@ def load_cfg(name: str) -> dict:
     return d
 
 
-def create_yolov5(name: str = "yolov5s", nc: int = 80, names: list[str] | None = None,
-                  anchors=None) -> YOLOv5Model:
+def create_yolov5(name: str = "yolov5s", num_classes: int | None = None, names: list[str] | None = None,
+                  anchors=None, *, nc: int | None = None) -> YOLOv5Model:
     """A randomly initialised YOLOv5 model from a bundled architecture (YOLOv5's own initialisation:
-    BN eps 1e-3 / momentum 0.03, Detect biases set for 640 px images and ~8 objects per image)."""
-    import math
+    BN eps 1e-3 / momentum 0.03, Detect biases set for 640 px images and ~8 objects per image).
 
+    ``num_classes``: default ``len(names)`` when names are given, else 80. ``nc=`` is a deprecated
+    alias of ``num_classes``."""
+    import math
+    import warnings
+
+    if nc is not None:
+        warnings.warn("create_yolov5(nc=) is deprecated; use num_classes=", DeprecationWarning, stacklevel=2)
+        if num_classes is not None and int(num_classes) != int(nc):
+            raise UsageError(f"create_yolov5: num_classes={num_classes} and nc={nc} disagree")
+        num_classes = nc
+    if num_classes is None:
+        num_classes = len(names) if names else 80
+    if names is not None and len(names) != int(num_classes):
+        raise UsageError(f"create_yolov5: {len(names)} names for num_classes={num_classes}")
     d = load_cfg(name)
-    d["nc"] = int(nc)
+    d["nc"] = int(num_classes)
     if anchors is not None:
         d["anchors"] = anchors
     base_arch = {"act": _yaml_act(d), "csp_act": _yaml_act(d), "bn_eps": 1e-3, "bn_momentum": 0.03}

@@ -5,7 +5,8 @@ import os
 from pathlib import Path
 
 from ..errors import CheckpointError, ManifestError
-from .manifest import ZooEntry, load_manifest, read_names
+from ..parsers.names import read_names
+from .manifest import ZooEntry, load_manifest
 
 
 def list_models(*, aliases: bool = False) -> list[str]:

@@ -127,15 +127,6 @@ class Manifest:
         return len(self.entries)
 
 
-def read_names(path: str | os.PathLike) -> list[str]:
-    """Class names of a bundled names file: one per line, blank lines ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{path}: cannot read the names file ({e})") from None
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
-
-
 _CACHE: dict[tuple[str, float], Manifest] = {}
 
 
