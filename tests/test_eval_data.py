@@ -119,6 +119,7 @@ def test_class_names_must_match(tmp_path):
 def test_cli_bad_dataset_exits_2_without_output(tmp_path):
     out = tmp_path / "out.json"
     img = _coco_tree(tmp_path, ann=False)
+    (tmp_path / "m.pt").write_bytes(b"x")  # present (arguments pass), never read: the dataset fails first
     p = subprocess.run([sys.executable, "-m", "zooport", "verify", str(tmp_path / "m.pt"), "--coco", str(img),
                         "--json", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr

@@ -193,3 +193,42 @@ def close_bars() -> None:
             bar.close()
         except Exception:  # a half-built bar: nothing left to clear
             pass
+
+
+# -- per-verb checks too specific for the generic helpers above ------------------------------------------
+
+def check_verify_args(args) -> None:
+    """Every argument check of ``zooport verify``, before the dataset or the model is touched."""
+    import re
+
+    for f in args.merge or []:
+        input_file(f, "shard partial")
+    if args.model:
+        model_words(args.model)
+    if args.coco is not None:
+        input_dir(args.coco, "--coco")
+    if args.voc is not None:
+        input_dir(args.voc, "--voc")
+    for path, what in ((args.ann, "--ann annotations"), (args.names, "--names")):
+        if path is not None:
+            input_file(path, what)
+    imgsz(args.imgsz, max_len=1)
+    at_least("--batch", args.batch, 1)
+    at_least("--workers", args.workers, 0)
+    at_least("--max-det", args.max_det, 1)
+    unit_interval("--conf", args.conf)
+    unit_interval("--iou", args.iou)
+    if args.tolerance is not None and args.tolerance < 0:
+        raise UsageError(f"--tolerance {args.tolerance}: expected a value >= 0")
+    if args.shard is not None and not re.fullmatch(r"\d+/\d+", args.shard):
+        raise UsageError(f"--shard must look like I/N (e.g. 0/4), got {args.shard!r}")
+    if args.json is not None:
+        output_file(args.json, what="--json output")
+    if args.class_map is not None:
+        from ..eval.classmap import BUILTIN
+
+        if args.class_map not in BUILTIN:
+            input_file(args.class_map, "--class-map YAML")
+        elif args.model and args.model[0].endswith(".cfg") and args.names is None:
+            raise UsageError(f"--class-map {args.class_map} maps class names, but a Darknet model has none "
+                             "without a names file: pass --names FILE (e.g. coco.names)")

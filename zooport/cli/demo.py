@@ -84,7 +84,9 @@ def _run(args) -> int:
     from pathlib import Path
 
     from ..errors import UsageError
+    from ._args import imgsz
 
+    imgsz(args.imgsz, max_len=1)
     if args.imgsz < 32 or args.imgsz % 32:
         raise UsageError(f"--imgsz must be a positive multiple of 32, got {args.imgsz}")
     if args.output:

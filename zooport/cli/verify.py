@@ -116,6 +116,9 @@ def check_expect(res: dict, name: str, tol: float, dataset_key: str | None = Non
 
 def _run(args) -> int:
     from ..errors import UsageError
+    from ._args import check_verify_args
+
+    check_verify_args(args)  # every argument, before the dataset or the model is read
     from ..eval.shard import write_json
     from ..eval.verify import merge, verify
 

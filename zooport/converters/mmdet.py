@@ -28,13 +28,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle/zip errors of many kinds: nothing from the file was executed
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
-            msg = lines[0] if lines else "non-tensor objects"
-            raise UnsafeCheckpointError(f"{p}: the checkpoint pickles objects outside the safe allowlist "
-                                        f"(refused, nothing executed): {msg}") from None
-        raise CheckpointError(f"{p}: not an MMDetection checkpoint loadable with weights_only=True ({msg})") from None
+        from .native import torch_load_reason
+
+        unsafe, reason = torch_load_reason(e)
+        if unsafe:
+            raise UnsafeCheckpointError(f"{p}: the checkpoint is refused: {reason}") from None
+        raise CheckpointError(f"{p}: not an MMDetection checkpoint loadable with weights_only=True ({reason})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p}: expected a dict with 'state_dict', got {type(obj).__name__}")
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}

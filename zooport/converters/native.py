@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_path
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsafeCheckpointError
 
 FORMAT_VERSION = 1
 
@@ -111,10 +111,30 @@ def read_native(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: not a zooport checkpoint loadable with weights_only=True ({e})") from None
+        unsafe, reason = torch_load_reason(e)
+        raise (UnsafeCheckpointError if unsafe else CheckpointError)(
+            f"{path}: not a zooport checkpoint: {reason}") from None
     if not is_native_dict(obj):
         raise CheckpointError(f"{path}: not a zooport native checkpoint (no 'zooport_format' key)")
     return obj
+
+
+def torch_load_reason(e: BaseException) -> tuple[bool, str]:
+    """``(unsafe, reason)`` for a failed ``torch.load(weights_only=True)``, in zooport's words.
+
+    torch's message advises ``weights_only=False`` or ``add_safe_globals``, i.e. running code from an
+    untrusted file; that advice is never passed on: only the refused global's name is kept.
+    """
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return True, f"it pickles {m.group(1)}, outside the safe allowlist (refused; nothing was executed)"
+    if "weights_only" in text or "Unsupported" in text:
+        return True, "it pickles objects outside the safe allowlist (refused; nothing was executed)"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
+    return False, first[:200]
 
 
 def model_from_native_dict(ckpt: dict, source: str = "<checkpoint>"):

@@ -68,9 +68,18 @@ def load_map(spec) -> dict:
     return out
 
 
+def _unnamed(model_names: list) -> bool:
+    """True for the placeholder names class0, class1, ... of a model loaded without a names file."""
+    return all(n == f"class{i}" for i, n in enumerate(model_names))
+
+
 def resolve_class_map(spec, model_names: list, dataset_names: list) -> list:
     """Per model class, the dataset class name it is scored as (None = dropped)."""
     ds = set(dataset_names)
+    if _unnamed(model_names) and not ds >= set(model_names):
+        raise DatasetError(f"the model has no class names (class0 .. class{len(model_names) - 1}), so "
+                           + (f"class map '{spec}' cannot map them" if spec is not None else
+                              "they cannot be matched with the dataset's") + ": pass --names FILE (names= in Python)")
     if spec is None:
         missing = [n for n in model_names if n not in ds]
         if missing:
