@@ -237,3 +237,42 @@ def test_error_never_shares_a_line_with_a_bar(pair, monkeypatch):
     assert tail[0].startswith("zooport: error: bad weights") or tail[-2].startswith("zooport: error: bad weights"), err
     last = [ln for ln in err.splitlines() if "zooport: error:" in ln]
     assert len(last) == 1 and last[0].split("\r")[-1] == "zooport: error: bad weights", repr(err)
+
+
+# -- fetch without network ---------------------------------------------------------------------------------
+
+def test_fetch_without_network_one_short_line_and_no_lock_file(tmp_path):
+    """A closed port on 127.0.0.1 (never any other address): one short line naming the host and the two
+    variables, exit 2, in well under the retry back-off; nothing left in the cache, not even a lock file."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # bound, never listening, then closed: nobody answers on this port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache = tmp_path / "cache"
+    env = dict(os.environ, ZOOPORT_CACHE=str(cache), ZOOPORT_MIRROR=f"http://127.0.0.1:{port}",
+               ZOOPORT_RETRY_BACKOFF="5")
+    env.pop("ZOOPORT_OFFLINE", None)
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "zooport", "fetch", "yolov5n"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert time.perf_counter() - t < 5 + 30  # no 5 s back-off retries (interpreter start-up aside)
+    assert p.returncode == 2, p.stderr
+    line = one_error_line(p.stderr)
+    assert line == (f"zooport: error: cannot reach 127.0.0.1:{port}: Connection refused; "
+                    "set ZOOPORT_MIRROR or ZOOPORT_OFFLINE=1"), line
+    assert [str(q.relative_to(cache)) for q in cache.rglob("*") if not q.is_dir()] == []
+
+
+def test_offline_hint_names_a_command_line_option(tmp_path, monkeypatch):
+    from zooport.zoo.cache import fetch
+    from zooport.zoo.manifest import load_manifest
+
+    monkeypatch.setenv("ZOOPORT_CACHE", str(tmp_path))
+    monkeypatch.setenv("ZOOPORT_OFFLINE", "1")
+    with pytest.raises(zooport.DownloadError) as e:
+        fetch(load_manifest().get("yolov5n").weights)
+    assert "give its path as MODEL" in str(e.value)

@@ -49,6 +49,22 @@ class _Retryable(Exception):
     """A transient failure (dropped connection, 5xx): retried, resuming from the .part file."""
 
 
+def _unreachable(url: str, e: BaseException) -> DownloadError:
+    """One short line for a host that cannot be reached, instead of requests' urllib3 chain."""
+    import re
+
+    text = str(e)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if m:
+        reason = m.group(1).strip().rstrip(".")
+    elif "NameResolution" in text or "getaddrinfo" in text:
+        reason = "name resolution failed"
+    else:
+        reason = type(e).__name__
+    host = urlparse(url).netloc or url
+    return DownloadError(f"cannot reach {host}: {reason}; set {ENV_MIRROR} or {ENV_OFFLINE}=1")
+
+
 def cache_dir() -> Path:
     """The cache folder: ``$ZOOPORT_CACHE`` or the platform's user cache dir for zooport."""
     v = os.environ.get(ENV_CACHE)
@@ -122,7 +138,8 @@ def fetch(spec: FileSpec, *, verify_hash: bool = False, progress: bool | None = 
     if is_offline():
         raise DownloadError(
             f"{spec.filename} is not in the zooport cache ({dest}) and {ENV_OFFLINE}=1 forbids downloading it: "
-            f"unset {ENV_OFFLINE}, copy the file to {dest}, or pass a local file (weights=PATH)")
+            f"unset {ENV_OFFLINE}, copy the file to {dest}, or use a local file instead of the zoo name "
+            f"(command line: give its path as MODEL; Python: weights=PATH)")
     retries = _env_number(ENV_RETRIES, 3, int) if retries is None else retries
     backoff = _env_number(ENV_BACKOFF, 1.0, float) if backoff is None else backoff
     try:
@@ -147,8 +164,21 @@ def fetch(spec: FileSpec, *, verify_hash: bool = False, progress: bool | None = 
         if not check_cached(dest, spec, verify_hash):
             _download(spec, source_url(spec), dest, progress, retries, backoff, timeout)
     finally:
-        lock.release()
+        _release(lock)
     return dest
+
+
+def _release(lock) -> None:
+    """Release ``lock`` and leave no empty lock file behind (the ``.locks`` folder stays: a waiting
+    process is polling for the file in it).
+
+    The file is unlinked while still held. A waiting process (filelock polls) then creates a new one
+    and takes it; it re-checks the cache first, so at worst a file the first process failed to get is
+    downloaded again, and its sha256 is verified like any other.
+    """
+    with contextlib.suppress(OSError):
+        os.unlink(lock.lock_file)
+    lock.release()
 
 
 def _download(spec: FileSpec, url: str, dest: Path, progress, retries: int, backoff: float, timeout: float):
@@ -203,8 +233,10 @@ def _transfer_http(spec: FileSpec, url: str, part: Path, have: int, progress, ti
         headers["Range"] = f"bytes={have}-"
     try:
         r = requests.get(url, headers=headers, stream=True, timeout=(10, timeout))
-    except (requests.ConnectionError, requests.Timeout) as e:
-        raise _Retryable(f"cannot connect ({type(e).__name__}: {e}); check the network or set {ENV_MIRROR}") from None
+    except requests.Timeout:
+        raise _Retryable(f"no answer from {urlparse(url).netloc} within the timeout") from None
+    except requests.ConnectionError as e:  # refused, no route, no DNS: retrying will not help
+        raise _unreachable(url, e) from None
     except requests.RequestException as e:
         raise DownloadError(f"{spec.filename}: bad request to {url}: {e}") from None
     with r:
