@@ -16,7 +16,7 @@ import logging
 import math
 import os
 
-from ..errors import CheckpointError, UsageError, WeightsError, ZooportError
+from ..errors import UsageError, WeightsError, ZooportError
 from ..parsers.darknet_cfg import DarknetCfg, parse_cfg
 from ..parsers.darknet_plan import build_plan
 from .darknet_meta import LazySource, file_source, model_metadata, resolve_names, with_num_classes
@@ -55,20 +55,6 @@ def _fresh_init(name: str, shape):
         torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5))  # what nn.Conv2d.reset_parameters does
         return t
     return torch.zeros(shape)
-
-
-def _assign(model, state_dict: dict, source: str) -> None:
-    """Strictly load ``state_dict`` by assignment (the model's tensors become those tensors, no copy)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unused = [k for k in state_dict if k not in own]
-    if missing or unused:
-        raise CheckpointError(f"{source}: DarknetModel state dict does not match the plan: missing {missing[:5]}, "
-                              f"unused {unused[:5]}")
-    for k, v in own.items():
-        if tuple(v.shape) != tuple(state_dict[k].shape):
-            raise CheckpointError(f"{source}: {k} has shape {tuple(state_dict[k].shape)}, model has {tuple(v.shape)}")
-    model.load_state_dict(state_dict, strict=True, assign=True)
 
 
 class DarknetLoad:
@@ -120,7 +106,9 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
         if not getattr(model, key, None):  # the model derives these itself; fill only what it left empty
             setattr(model, key, value)
     if sd is not None:
-        _assign(model, sd, os.fspath(weights))
+        from .native import load_state_dict_strict
+
+        load_state_dict_strict(model, sd, os.fspath(weights), assign=True)  # tensors become views, no copy
         model.source = LazySource(src, weights)
     model.darknet_load = DarknetLoad(skipped, None if num_classes is None else _classes(orig_plan))
     return model.eval()

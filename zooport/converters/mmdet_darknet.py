@@ -99,13 +99,17 @@ def _pairs(plan, model_cfg):
     return out
 
 
-def _name_map(lp, prefix, has_bn) -> dict[str, str]:
-    """darknet param name -> mmdet key for one conv."""
+def _conv_keys(prefix: str, has_bn: bool) -> list[tuple[str, str]]:
+    """(Darknet param name, MMDetection key) of one conv, in Darknet ``.weights`` order: THE mapping."""
     if has_bn:
-        return {"bn.bias": f"{prefix}.bn.bias", "bn.weight": f"{prefix}.bn.weight",
-                "bn.running_mean": f"{prefix}.bn.running_mean", "bn.running_var": f"{prefix}.bn.running_var",
-                "conv.weight": f"{prefix}.conv.weight"}
-    return {"conv.bias": f"{prefix}.bias", "conv.weight": f"{prefix}.weight"}
+        return [(n, f"{prefix}.{n}") for n in ("bn.bias", "bn.weight", "bn.running_mean", "bn.running_var",
+                                               "conv.weight")]
+    return [("conv.bias", f"{prefix}.bias"), ("conv.weight", f"{prefix}.weight")]
+
+
+def _name_map(prefix: str, has_bn: bool) -> dict[str, str]:
+    """darknet param name -> mmdet key for one conv."""
+    return dict(_conv_keys(prefix, has_bn))
 
 
 def _get(sd, key, shape, where):
@@ -128,7 +132,7 @@ def darknet_to_mmdet_state_dict(darknet_sd: dict, plan, model_cfg: dict | None =
         raise CheckpointError(f"{where}: unused keys {unused[:5]}")
     by_prefix = {}
     for lp, prefix, has_bn in _pairs(plan, model_cfg):
-        m = _name_map(lp, prefix, has_bn)
+        m = _name_map(prefix, has_bn)
         for n, shape in lp.params:
             by_prefix[m[n]] = _get(darknet_sd, f"layers.{lp.index}.{n}", shape, where)
     out = {}
@@ -147,19 +151,12 @@ def darknet_to_mmdet_state_dict(darknet_sd: dict, plan, model_cfg: dict | None =
 def mmdet_to_darknet_state_dict(mmdet_sd: dict, plan, model_cfg: dict | None = None,
                                 where: str = "MMDetection state dict") -> dict:
     """MMDetection YOLOV3 state dict -> Darknet native state dict (``layers.i.*``, the plan's keys)."""
-    pairs = _pairs(plan, model_cfg)
-    used = set()
+    sd = dict(darknet_payload(mmdet_sd, model_cfg, where))  # every key mapped, none missing, none unused
     out = {}
-    for lp, prefix, has_bn in pairs:
-        m = _name_map(lp, prefix, has_bn)
+    for lp, prefix, has_bn in _pairs(plan, model_cfg):
+        m = _name_map(prefix, has_bn)
         for n, shape in lp.params:
-            out[f"layers.{lp.index}.{n}"] = _get(mmdet_sd, m[n], shape, where)
-            used.add(m[n])
-        if has_bn:
-            used.add(f"{prefix}.bn.num_batches_tracked")
-    unused = sorted(set(mmdet_sd) - used)
-    if unused:
-        raise CheckpointError(f"{where}: unused keys {unused[:5]}{' ...' if len(unused) > 5 else ''}")
+            out[f"layers.{lp.index}.{n}"] = _get(sd, m[n], shape, where)
     return out
 
 
@@ -208,10 +205,7 @@ def darknet_payload(mmdet_sd: dict, model_cfg: dict | None = None, where: str = 
     used = set()
     items = []
     for prefix, has_bn in conv_prefixes(model_cfg, "darknet"):
-        names = ([f"{prefix}.bn.bias", f"{prefix}.bn.weight", f"{prefix}.bn.running_mean",
-                  f"{prefix}.bn.running_var", f"{prefix}.conv.weight"] if has_bn
-                 else [f"{prefix}.bias", f"{prefix}.weight"])
-        for k in names:
+        for _, k in _conv_keys(prefix, has_bn):
             if k not in mmdet_sd:
                 raise CheckpointError(f"{where}: missing key {k!r}")
             items.append((k, mmdet_sd[k]))

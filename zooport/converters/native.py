@@ -153,8 +153,9 @@ def load_native(path: str | os.PathLike):
     return model_from_native_dict(read_native(path), str(path))
 
 
-def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, source: str) -> None:
-    """``load_state_dict(strict=True)`` with a :class:`CheckpointError` that names the keys."""
+def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, source: str, *, assign: bool = False) -> None:
+    """``load_state_dict(strict=True)`` with a :class:`CheckpointError` that names the keys (the one strict
+    check). ``assign=True``: the model's tensors become ``state_dict``'s (no copy)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unused = [k for k in state_dict if k not in own]
@@ -169,4 +170,4 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, source: str
         if tuple(v.shape) != tuple(state_dict[k].shape):
             raise CheckpointError(f"{source}: key {k!r} has shape {tuple(state_dict[k].shape)}, "
                                   f"the model expects {tuple(v.shape)}")
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=True, assign=assign)

@@ -164,8 +164,3 @@ def weights_float_count(plan) -> int:
 def weights_bytes(plan, header_bytes: int = 20) -> int:
     """Size in bytes of the ``.weights`` file Darknet writes for ``plan`` (20-byte header by default)."""
     return header_bytes + 4 * weights_float_count(plan)
-
-
-def head_layers(plan) -> list[LayerPlan]:
-    """The detection heads ([yolo], [region], [Gaussian_yolo], [detection]) in cfg order."""
-    return [lp for lp in plan if lp.is_head]
