@@ -222,3 +222,27 @@ def test_load_mmdet_accepts_names_file(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(zooport.ParseError, match="empty"):
         zooport.load_mmdet(tmp_path / "none.pth", names=empty)
+
+
+def test_readme_api_examples_bind_to_the_real_signatures():
+    """Every ``zooport.NAME(...)`` call in the README's Python API block matches NAME's signature
+    (``load(cfg, weights)`` raised TypeError while the README showed it)."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("```python", 1)[1].split("```", 1)[0]
+    calls = 0
+    for node in ast.walk(ast.parse(block)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "zooport"):
+            fn = getattr(zooport, node.func.attr)
+            args = [object()] * len(node.args)
+            kwargs = {k.arg: object() for k in node.keywords}
+            inspect.signature(fn).bind(*args, **kwargs)  # raises TypeError on a mismatch
+            calls += 1
+    assert calls >= 12
+    for needle in ("torch==2.13.0", "--index-url https://download.pytorch.org/whl/cpu", "--to TARGET",
+                   "wrote PATH (SIZE, TARGET) in T s", "--num-classes N"):
+        assert needle in text, needle
