@@ -27,7 +27,11 @@ def register(sub) -> None:
         help="convert Darknet / YOLOv5 / MMDetection weights to a native checkpoint (or back)",
         description="Convert foreign detector weights into zooport's native checkpoint "
         "(a plain dict loadable with torch.load(weights_only=True)), safetensors, or back "
-        "to the foreign format. Outputs are written atomically.",
+        "to the foreign format. Outputs are written atomically. Every source takes --to TARGET "
+        f"({', '.join(TARGETS)}; default from -o's suffix, else pt). Default output: beside the input "
+        "(WEIGHTS for darknet), named after it with the target's extension (.pt, .safetensors, .weights, "
+        ".pth); '.converted' is inserted when that name is the input itself. An output never overwrites "
+        "an input. Success prints 'wrote PATH (SIZE, TARGET) in T s'.",
     )
     fmt = p.add_subparsers(dest="source", metavar="SOURCE")
     fmt.required = True
