@@ -276,3 +276,14 @@ def test_offline_hint_names_a_command_line_option(tmp_path, monkeypatch):
     with pytest.raises(zooport.DownloadError) as e:
         fetch(load_manifest().get("yolov5n").weights)
     assert "give its path as MODEL" in str(e.value)
+
+
+def test_unreachable_reasons_are_short():
+    from zooport.zoo.cache import _unreachable
+
+    dns = ("HTTPSConnectionPool(host='example.org', port=443): Max retries exceeded with url: /w (Caused by "
+           "NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve "
+           "'example.org' ([Errno -3] Temporary failure in name resolution)\"))")
+    msg = str(_unreachable("https://example.org/w", Exception(dns)))
+    assert msg == ("cannot reach example.org: Temporary failure in name resolution; "
+                   "set ZOOPORT_MIRROR or ZOOPORT_OFFLINE=1")

@@ -235,8 +235,11 @@ def _transfer_http(spec: FileSpec, url: str, part: Path, have: int, progress, ti
         r = requests.get(url, headers=headers, stream=True, timeout=(10, timeout))
     except requests.Timeout:
         raise _Retryable(f"no answer from {urlparse(url).netloc} within the timeout") from None
-    except requests.ConnectionError as e:  # refused, no route, no DNS: retrying will not help
-        raise _unreachable(url, e) from None
+    except requests.ConnectionError as e:
+        text = str(e)
+        if any(k in text for k in ("NewConnectionError", "NameResolution", "Failed to establish", "Failed to resolve")):
+            raise _unreachable(url, e) from None  # refused, no route, no DNS: retrying will not help
+        raise _Retryable(f"connection lost before an answer ({type(e).__name__})") from None
     except requests.RequestException as e:
         raise DownloadError(f"{spec.filename}: bad request to {url}: {e}") from None
     with r:
