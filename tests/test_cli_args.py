@@ -287,3 +287,16 @@ def test_unreachable_reasons_are_short():
     msg = str(_unreachable("https://example.org/w", Exception(dns)))
     assert msg == ("cannot reach example.org: Temporary failure in name resolution; "
                    "set ZOOPORT_MIRROR or ZOOPORT_OFFLINE=1")
+
+
+def test_warning_during_a_bar_gets_its_own_line(monkeypatch):
+    from zooport.cli._args import progress, warn
+
+    tty = _Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    with progress(total=2, desc="work") as bar:
+        bar.update()
+        warn("careful")
+        bar.update()
+    lines = [ln.split("\r")[-1] for ln in tty.getvalue().split("\n")]
+    assert "zooport: warning: careful" in lines, repr(tty.getvalue())

@@ -24,9 +24,14 @@ IMGSZ_RANGE = (1, 16384)  # beyond this no detector runs; the stride rounding ha
 
 
 def warn(message: str) -> None:
-    """One ``zooport: warning: ...`` line on stderr."""
-    close_bars()
-    print(f"zooport: warning: {message}", file=sys.stderr)
+    """One ``zooport: warning: ...`` line on stderr, on a line of its own (open bars are cleared
+    and redrawn below it)."""
+    tq = sys.modules.get("tqdm")
+    if tq is None:
+        print(f"zooport: warning: {message}", file=sys.stderr)
+        return
+    with tq.tqdm.external_write_mode(file=sys.stderr):
+        print(f"zooport: warning: {message}", file=sys.stderr)
 
 
 # -- files -----------------------------------------------------------------------------------------------
