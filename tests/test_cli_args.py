@@ -300,3 +300,20 @@ def test_warning_during_a_bar_gets_its_own_line(monkeypatch):
         bar.update()
     lines = [ln.split("\r")[-1] for ln in tty.getvalue().split("\n")]
     assert "zooport: warning: careful" in lines, repr(tty.getvalue())
+
+
+def test_verify_darknet_imgsz_rounded_to_the_cfg_stride_before_loading(pair, capsys, monkeypatch):
+    import zooport.eval.verify as ev
+
+    cfg, w, d = pair
+    (d / "coco").mkdir()
+    seen = {}
+
+    def fake_verify(model, **kw):
+        seen.update(kw)
+        raise zooport.DatasetError("stop here")
+
+    monkeypatch.setattr(ev, "verify", fake_verify)
+    rc, err, _ = run(["verify", cfg, w, "--coco", str(d / "coco"), "--imgsz", "20"], capsys)
+    assert rc == 2 and seen["imgsz"] == 32  # the cfg's max stride is 16
+    assert "zooport: warning: --imgsz 20 is not a multiple of the model's max stride 16; using 32" in err

@@ -139,6 +139,21 @@ def round_imgsz(values, stride: int, flag: str = "--imgsz"):
     return out[0] if single else out
 
 
+def darknet_stride(cfg_path) -> int | None:
+    """The max stride of a Darknet cfg (parsed and planned: no torch, milliseconds); None when the cfg
+    does not parse (the load then reports why)."""
+    from ..converters.darknet_meta import model_metadata
+    from ..errors import ZooportError
+    from ..parsers.darknet_cfg import parse_cfg
+    from ..parsers.darknet_plan import build_plan
+
+    try:
+        cfg = parse_cfg(cfg_path)
+        return max(model_metadata(cfg, build_plan(cfg))["stride"])
+    except (ZooportError, OSError):
+        return None
+
+
 # -- model words -----------------------------------------------------------------------------------------
 
 def model_words(words: list[str]) -> list[str]:
@@ -218,6 +233,10 @@ def check_verify_args(args) -> None:
         if path is not None:
             input_file(path, what)
     imgsz(args.imgsz, max_len=1)
+    if args.imgsz is not None and args.model and args.model[0].endswith(".cfg"):
+        stride = darknet_stride(args.model[0])  # known from the cfg alone; other models round inside verify
+        if stride:
+            args.imgsz = round_imgsz(args.imgsz, stride)
     at_least("--batch", args.batch, 1)
     at_least("--workers", args.workers, 0)
     at_least("--max-det", args.max_det, 1)
