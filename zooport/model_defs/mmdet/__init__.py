@@ -28,15 +28,19 @@ from ..base import Detector
 from .common import fuse_modules
 from .fpn import FPN
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
+from .mobilenet import MobileNetV2
 from .resnet import ResNet
+from .ssd import SSDHead, SSDNeck, SSDVGG
 from .yolov3 import Darknet, YOLOV3Head, YOLOV3Neck
 from .yolox import CSPDarknet, YOLOXHead, YOLOXPAFPN
 
 # config 'type' -> builder, per component (explicit registry)
-BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet}
-NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck}
-HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead, "GFLHead": GFLHead,
-         "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head}
+BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet, "SSDVGG": SSDVGG,
+             "MobileNetV2": MobileNetV2}
+NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNeck": SSDNeck}
+# PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
+HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
+         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead}
 DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector"}
 
 
