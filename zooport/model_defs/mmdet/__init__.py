@@ -29,6 +29,7 @@ from .common import fuse_modules
 from .fpn import FPN
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
+from .paa import PAAHead
 from .resnet import ResNet
 from .ssd import SSDHead, SSDNeck, SSDVGG
 from .yolov3 import Darknet, YOLOV3Head, YOLOV3Neck
@@ -40,8 +41,8 @@ BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet, "SS
 NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNeck": SSDNeck}
 # PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
-         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead}
-DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector"}
+         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead}
+DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA"}
 
 
 def _build(registry: dict, cfg, where: str):

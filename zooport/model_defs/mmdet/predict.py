@@ -38,7 +38,7 @@ def _level_boxes(head, i, reg, hw, img_hw):
     """Decoded xyxy boxes (B, M, 4) of level i from the flattened regression ``reg``."""
     h, w = hw
     kind = head.kind
-    if kind in ("anchor", "atss"):
+    if kind in ("anchor", "atss", "paa"):
         pri = head.prior_generator.level(i, h, w)
         c = head.bbox_coder
         return delta_xywh_decode(pri, reg, c["means"], c["stds"], img_hw if c["clip_border"] else None)
@@ -73,7 +73,10 @@ def decode(head, groups, img_hw):
             hw = (cls.shape[2], cls.shape[3])
             probs.append(_cls_prob(head, _flat(cls, nc)))
             boxes.append(_level_boxes(head, i, _flat(groups[1][i], k), hw, img_hw))
-            if len(groups) > 2:
+            if head.kind == "paa":  # PAA ranks by sqrt(cls * iou): that is the class score, factor 1
+                probs[-1] = (probs[-1] * _flat(groups[2][i], 1).sigmoid()).sqrt()
+                facs.append(torch.ones_like(probs[-1][..., :1]))
+            elif len(groups) > 2:
                 facs.append(_flat(groups[2][i], 1).sigmoid())
             else:
                 facs.append(torch.ones_like(probs[-1][..., :1]))
@@ -107,6 +110,24 @@ def batched_nms(boxes, scores, labels, nms_cfg):
     else:
         b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
     return nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+
+
+def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1):
+    """mmdet's ``multiclass_nms`` for class-shared boxes: (M, 4) boxes, (M, C) scores (no background
+    column) -> (n, 6) x1, y1, x2, y2, score, label. Every (box, class) pair with score > ``score_thr``
+    is a candidate (row-major: box, then class), class-aware NMS, best ``max_num``."""
+    nc = scores.shape[1]
+    b = bboxes[:, None, :].expand(-1, nc, 4).reshape(-1, 4)
+    labels = torch.arange(nc).view(1, -1).expand_as(scores).reshape(-1)
+    s = scores.reshape(-1)
+    ok = torch.nonzero(s > score_thr).squeeze(1)
+    b, s, labels = b[ok], s[ok], labels[ok]
+    if b.numel() == 0:
+        return bboxes.new_zeros((0, 6))
+    keep = batched_nms(b, s, labels, nms_cfg)
+    if max_num > 0:
+        keep = keep[:max_num]
+    return torch.cat([b[keep], s[keep, None], labels[keep, None].to(b.dtype)], 1)
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
@@ -150,6 +171,8 @@ def predict(head, groups, img_hw, cfg):
                 boxes, obj, prob = boxes[ok], obj[ok], prob[ok]
             s, lab, rows = filter_scores_and_topk(prob, float(cfg.get("score_thr", 0)), int(cfg.get("nms_pre", -1)))
             out.append(_post(boxes[rows], s, lab, cfg, factors=obj[rows]))
+        elif hasattr(head, "predict_by_feat"):  # heads with their own post-processing (PAA, SABL, ...)
+            out.append(head.predict_by_feat([[g[b:b + 1] for g in grp] for grp in groups], img_hw, cfg))
         else:
             out.append(_dense_one(head, [[g[b:b + 1] for g in grp] for grp in groups], img_hw, cfg))
     return out
