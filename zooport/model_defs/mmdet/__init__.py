@@ -30,6 +30,7 @@ from .fpn import FPN
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
 from .paa import PAAHead
+from .sabl_retina import SABLRetinaHead
 from .resnet import ResNet
 from .ssd import SSDHead, SSDNeck, SSDVGG
 from .yolov3 import Darknet, YOLOV3Head, YOLOV3Neck
@@ -41,7 +42,8 @@ BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet, "SS
 NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNeck": SSDNeck}
 # PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
-         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead}
+         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
+         "SABLRetinaHead": SABLRetinaHead}
 DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA"}
 
 

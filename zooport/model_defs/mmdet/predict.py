@@ -67,6 +67,15 @@ def decode(head, groups, img_hw):
             boxes.append(yolo_decode(pri, torch.cat([xy, p[..., 2:4]], -1), float(head.strides[i])))
             facs.append(p[..., 4:5].sigmoid())
             probs.append(p[..., 5:].sigmoid())
+    elif head.kind == "sabl":  # bucketing boxes; the localisation confidence is the score factor
+        k = 4 * head.side_num
+        for i, cls in enumerate(groups[0]):
+            hw = (cls.shape[2], cls.shape[3])
+            probs.append(_cls_prob(head, _flat(cls, nc)))
+            bc, bo = (_flat(t, k) for t in groups[1][i])
+            b, conf = head.decode_level(i, bc.reshape(-1, k), bo.reshape(-1, k), hw, img_hw)
+            boxes.append(b.reshape(bc.shape[0], -1, 4))
+            facs.append(conf.reshape(bc.shape[0], -1, 1))
     else:
         k = 4 * (head.reg_max + 1) if head.kind == "gfl" else 4
         for i, cls in enumerate(groups[0]):
@@ -148,6 +157,13 @@ def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=
     return torch.cat([bboxes, scores[:, None], labels[:, None].to(bboxes.dtype)], 1)
 
 
+def _image(t, b):
+    """Image ``b`` of nested lists / tuples of (B, ...) tensors, as batch-of-1 tensors."""
+    if isinstance(t, (list, tuple)):
+        return type(t)(_image(e, b) for e in t)
+    return t[b:b + 1]
+
+
 @torch.no_grad()
 def predict(head, groups, img_hw, cfg):
     cfg = dict(cfg or {})
@@ -172,7 +188,7 @@ def predict(head, groups, img_hw, cfg):
             s, lab, rows = filter_scores_and_topk(prob, float(cfg.get("score_thr", 0)), int(cfg.get("nms_pre", -1)))
             out.append(_post(boxes[rows], s, lab, cfg, factors=obj[rows]))
         elif hasattr(head, "predict_by_feat"):  # heads with their own post-processing (PAA, SABL, ...)
-            out.append(head.predict_by_feat([[g[b:b + 1] for g in grp] for grp in groups], img_hw, cfg))
+            out.append(head.predict_by_feat(_image(groups, b), img_hw, cfg))
         else:
             out.append(_dense_one(head, [[g[b:b + 1] for g in grp] for grp in groups], img_hw, cfg))
     return out

@@ -1,0 +1,147 @@
+"""More MMDetection one-stage detectors against MMDetection 3.3.0 (``golden/mmdet-more``): SSD300,
+SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet.
+
+For each: ``raw(x)`` equals every stored ``_forward`` output within 1e-4 * max(1, max|ref|), ``predict``
+reproduces ``dets.txt`` (same labels, boxes within 0.01 px, scores within 1e-4), native save/load and
+the MMDetection-layout state dict round-trip exactly, and the ONNX export runs in onnxruntime equal
+to PyTorch (the decoded output within 1e-4; ``--nms`` detections equal).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_close, asset, read_f32
+from mmdet_formula import read_index, write_checkpoint
+
+from test_mmdet_parity import match_dets
+
+# folder -> (input file, side); weights: formula (keys.tsv) unless a checkpoint is named
+MODELS = {
+    "ssd300": ("golden/mmdet-more/ssd300/input_bus_300.f32", 300, None),
+    "ssdlite_mobilenetv2": ("golden/mmdet/yolov3_d53/input_bus_320.f32", 320, None),
+    "paa_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "sabl_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "ghm_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
+                               "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
+    "pisa_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
+                                "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
+}
+SLOW = {"ssd300"}  # 34 M parameters: formula weights, a 137 MB ONNX file
+PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in MODELS]
+
+
+def _load(name, tmp_path):
+    from zooport.converters.mmdet import load_mmdet
+
+    folder = asset(f"golden/mmdet-more/{name}")
+    inp, side, ckpt = MODELS[name]
+    path = asset(ckpt) if ckpt else write_checkpoint(folder, tmp_path / f"{name}.pth")
+    model = load_mmdet(path, folder / "config.json")
+    x = torch.from_numpy(read_f32(asset(inp), (1, 3, side, side)).copy())
+    return folder, model, x, path
+
+
+def _flatten(groups, prefix=""):
+    """MMDetection ``_forward`` output -> {golden name: tensor}; pairs inside a level become ``_0``/``_1``."""
+    out = {}
+    for g, grp in enumerate(groups):
+        for lvl, t in enumerate(grp):
+            if isinstance(t, (list, tuple)):
+                for j, e in enumerate(t):
+                    out[f"out{g}_{lvl}_{j}"] = e
+            else:
+                out[f"out{g}_{lvl}"] = t
+    return out
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_raw_and_predict_match_mmdetection(name, tmp_path):
+    folder, model, x, _ = _load(name, tmp_path)
+    index, _ = read_index(folder)
+    golden = {k: v for k, v in index.items() if k.startswith("out")}
+    with torch.no_grad():
+        ours = _flatten(model.raw(x))
+    assert sorted(ours) == sorted(golden), f"{name}: outputs {sorted(ours)} vs golden {sorted(golden)}"
+    for key, (shape, path) in golden.items():
+        assert_close(ours[key], read_f32(path, shape), what=f"{name} {key}")
+    ref = np.loadtxt(folder / "dets.txt", ndmin=2)
+    dets = model.predict(x)[0].numpy().astype(np.float64)
+    assert dets.shape == ref.shape, f"{name}: {len(dets)} detections, MMDetection {len(ref)}"
+    missing = match_dets(dets, ref)
+    assert not missing, f"{name}: {len(missing)} reference detections unmatched, first {missing[0]}"
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_native_and_mmdet_state_dict_round_trip(name, tmp_path):
+    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.native import load_native, save_native
+
+    folder, model, x, path = _load(name, tmp_path)
+    original = torch.load(path, weights_only=True)["state_dict"]
+    native = load_native(save_native(model, tmp_path / "native.pt"))
+    # native -> MMDetection layout: the native model's own state dict, saved as MMDetection saves it
+    sd = native.state_dict()
+    assert list(sd) == list(original), f"{name}: key order differs from MMDetection's"
+    torch.save({"meta": {}, "state_dict": sd}, tmp_path / "back.pth")
+    again = load_mmdet(tmp_path / "back.pth", folder / "config.json")
+    for k, v in original.items():
+        assert torch.equal(again.state_dict()[k], v), f"{name}: {k} changed in the round trip"
+    with torch.no_grad():
+        a, b = _flatten(model.raw(x)), _flatten(again.raw(x))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PARAMS)
+def test_onnx_matches_pytorch(name, tmp_path):
+    from zooport.export.checks import compare, ort_session, run_ort, torch_reference
+    from zooport.export.onnx import export_onnx
+
+    _, model, x, _ = _load(name, tmp_path)
+    side = x.shape[-1]
+    path = export_onnx(model, tmp_path / f"{name}.onnx", imgsz=side, opset=17)
+    res = compare(run_ort(ort_session(path), x.numpy()), torch_reference(model, x.numpy(), "default"))
+    assert all(r.ok for r in res), f"{name}: {res}"
+    nms = export_onnx(model, tmp_path / f"{name}_nms.onnx", imgsz=side, opset=17, nms=True, conf=0.05, iou=0.5)
+    out = run_ort(ort_session(nms), x.numpy())
+    ref = torch_reference(model, x.numpy(), "nms", 0.05, 0.5, 300)
+    assert int(out["num_dets"][0, 0]) > 0, f"{name}: no detections with --nms, a meaningless comparison"
+    res = compare(out, ref)
+    assert all(r.ok for r in res), f"{name} --nms: {res}"
+
+
+def test_ssd_anchor_rule_matches_mmdetection_hard_coded_sizes():
+    """SSD300 COCO without min/max sizes: MMDetection's rule gives min sizes 21, 45, 99, 153, 207, 261 and
+    max sizes 45, 99, 153, 207, 261, 315 (percent steps of 18 from 15 to 87, plus 7-15 % first)."""
+    from zooport.model_defs.mmdet.anchors import SSDAnchorGenerator
+
+    gen = SSDAnchorGenerator({"strides": [8, 16, 32, 64, 100, 300], "ratios": [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                              "input_size": 300, "basesize_ratio_range": [0.15, 0.9], "scale_major": False}, "t")
+    assert gen.num_base_priors_per_level == [4, 6, 6, 6, 4, 4]
+    mins = [21, 45, 99, 153, 207, 261]
+    maxs = [45, 99, 153, 207, 261, 315]
+    for lvl, base in enumerate(gen.base):
+        w = base[:, 2] - base[:, 0]
+        h = base[:, 3] - base[:, 1]
+        assert torch.allclose(w[0], torch.tensor(float(mins[lvl])))             # ratio 1, min size
+        assert torch.allclose(w[1], torch.tensor((mins[lvl] * maxs[lvl]) ** 0.5))  # ratio 1, sqrt(min * max)
+        assert torch.allclose(h[2] / w[2], torch.tensor(0.5))                      # ratio 1/2 (h / w)
+        centre = (base[:, :2] + base[:, 2:]) / 2
+        s = gen.strides[lvl][0]
+        assert torch.allclose(centre, torch.full_like(centre, s / 2))
+
+
+def test_bucket_decode_by_hand():
+    """One proposal, 2 buckets per side (num_buckets 4), scale 1: the box sides land in the centres of
+    the arg-max buckets minus the offsets; confidence adds the neighbour's probability."""
+    from zooport.model_defs.mmdet.coders import bucket_decode
+
+    prop = torch.tensor([[0.0, 0.0, 40.0, 80.0]])  # bucket w = 10, h = 20
+    cls = torch.tensor([[3.0, 0.0, 0.0, 3.0, 3.0, 0.0, 0.0, 3.0]])  # l: bucket 0, r: 1, t: 0, b: 1
+    off = torch.tensor([[0.5, 0.0, 0.0, -0.5, 0.25, 0.0, 0.0, 0.0]])
+    boxes, conf = bucket_decode(prop, cls, off, 4, 1.0)
+    # l = 0 + 0.5*10 - 0.5*10 = 0; r = 40 - 1.5*10 - (-0.5)*10 = 30; t = 0 + 0.5*20 - 0.25*20 = 5; b = 80 - 1.5*20 = 50
+    assert torch.allclose(boxes, torch.tensor([[0.0, 5.0, 30.0, 50.0]]))
+    p = torch.softmax(torch.tensor([3.0, 0.0]), 0)
+    assert torch.allclose(conf, (p[0] + p[1]).reshape(1))  # the two buckets are neighbours
