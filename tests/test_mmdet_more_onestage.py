@@ -145,3 +145,35 @@ def test_bucket_decode_by_hand():
     assert torch.allclose(boxes, torch.tensor([[0.0, 5.0, 30.0, 50.0]]))
     p = torch.softmax(torch.tensor([3.0, 0.0]), 0)
     assert torch.allclose(conf, (p[0] + p[1]).reshape(1))  # the two buckets are neighbours
+
+
+def test_ghm_training_buffers_are_read_and_ignored(tmp_path):
+    """A checkpoint trained with GHMC / GHMR carries their ``edges`` / ``acc_sum`` buffers: accepted (they
+    are training state), recorded in ``model.source``, and the outputs are RetinaNet's golden ones."""
+    from zooport.converters.mmdet import load_mmdet
+
+    folder = asset("golden/mmdet-more/ghm_retinanet_r18s_fpn")
+    ckpt = torch.load(asset("golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"), weights_only=True)
+    extra = {"bbox_head.loss_cls.edges": torch.arange(31) / 30.0, "bbox_head.loss_cls.acc_sum": torch.zeros(30),
+             "bbox_head.loss_bbox.edges": torch.arange(11) / 10.0, "bbox_head.loss_bbox.acc_sum": torch.zeros(10)}
+    ckpt["state_dict"] = {**ckpt["state_dict"], **extra}
+    torch.save(ckpt, tmp_path / "ghm.pth")
+    model = load_mmdet(tmp_path / "ghm.pth", folder / "config.json")
+    assert model.source["ignored_training_keys"] == sorted(extra)
+    x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy())
+    shape, path = read_index(folder)[0]["out1_2"]
+    with torch.no_grad():
+        assert_close(model.raw(x)[1][2], read_f32(path, shape), what="ghm out1_2")
+
+
+def test_unknown_head_is_named(tmp_path):
+    """RepPointsV2 exists only in its authors' fork of an old MMDetection: a clear error naming the type."""
+    import json
+
+    from zooport.converters.mmdet import build_model
+    from zooport.errors import ConfigError
+
+    cfg = json.loads(asset("golden/mmdet-more/paa_r18s_fpn/config.json").read_text())
+    cfg["bbox_head"]["type"] = "RepPointsV2Head"
+    with pytest.raises(ConfigError, match="RepPointsV2Head"):
+        build_model({"model": cfg})
