@@ -1,5 +1,5 @@
 """More MMDetection one-stage detectors against MMDetection 3.3.0 (``golden/mmdet-more``): SSD300,
-SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet.
+SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet (deformable convolution).
 
 For each: ``raw(x)`` equals every stored ``_forward`` output within 1e-4 * max(1, max|ref|), ``predict``
 reproduces ``dets.txt`` (same labels, boxes within 0.01 px, scores within 1e-4), native save/load and
@@ -22,6 +22,7 @@ MODELS = {
     "ssdlite_mobilenetv2": ("golden/mmdet/yolov3_d53/input_bus_320.f32", 320, None),
     "paa_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "sabl_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "vfnet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "ghm_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
                                "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
     "pisa_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
@@ -177,3 +178,15 @@ def test_unknown_head_is_named(tmp_path):
     cfg["bbox_head"]["type"] = "RepPointsV2Head"
     with pytest.raises(ConfigError, match="RepPointsV2Head"):
         build_model({"model": cfg})
+
+
+def test_vfnet_initial_boxes_match_mmdetection(tmp_path):
+    """The star offsets come from the initial boxes: ``bbox_init_L`` checked on its own."""
+    folder, model, x, _ = _load("vfnet_r18s_fpn", tmp_path)
+    index, _ = read_index(folder)
+    with torch.no_grad():
+        feats = model.neck(model.backbone(x))
+        init = model.bbox_head.init_boxes(list(feats))
+    for lvl, t in enumerate(init):
+        shape, path = index[f"bbox_init_{lvl}"]
+        assert_close(t, read_f32(path, shape), what=f"vfnet bbox_init_{lvl}")

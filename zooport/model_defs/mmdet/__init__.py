@@ -31,6 +31,7 @@ from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
 from .paa import PAAHead
 from .sabl_retina import SABLRetinaHead
+from .vfnet import VFNetHead
 from .resnet import ResNet
 from .ssd import SSDHead, SSDNeck, SSDVGG
 from .yolov3 import Darknet, YOLOV3Head, YOLOV3Neck
@@ -43,8 +44,8 @@ NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNec
 # PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
          "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
-         "SABLRetinaHead": SABLRetinaHead}
-DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA"}
+         "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead}
+DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet"}
 
 
 def _build(registry: dict, cfg, where: str):

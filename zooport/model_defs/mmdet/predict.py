@@ -43,7 +43,7 @@ def _level_boxes(head, i, reg, hw, img_hw):
         c = head.bbox_coder
         return delta_xywh_decode(pri, reg, c["means"], c["stds"], img_hw if c["clip_border"] else None)
     if kind == "fcos":
-        pts = A.points(h, w, head.strides[i], 0.5)
+        pts = A.points(h, w, head.strides[i], getattr(head, "point_offset", 0.5))
         return distance_decode(pts, reg, img_hw if head.clip_border else None)
     if kind == "gfl":
         pri = head.prior_generator.level(i, h, w)
