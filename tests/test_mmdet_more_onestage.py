@@ -96,7 +96,7 @@ def test_native_and_mmdet_state_dict_round_trip(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PARAMS)
 def test_onnx_matches_pytorch(name, tmp_path):
-    from zooport.export.checks import compare, ort_session, run_ort, torch_reference
+    from zooport.export.checks import compare, compare_nms, ort_session, run_ort, torch_reference
     from zooport.export.onnx import export_onnx
 
     _, model, x, _ = _load(name, tmp_path)
@@ -108,7 +108,7 @@ def test_onnx_matches_pytorch(name, tmp_path):
     out = run_ort(ort_session(nms), x.numpy())
     ref = torch_reference(model, x.numpy(), "nms", 0.05, 0.5, 300)
     assert int(out["num_dets"][0, 0]) > 0, f"{name}: no detections with --nms, a meaningless comparison"
-    res = compare(out, ref)
+    res = compare_nms(out, ref)  # order-free among near-tied scores (fused vs unfused rounding)
     assert all(r.ok for r in res), f"{name} --nms: {res}"
 
 
