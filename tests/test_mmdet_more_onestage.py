@@ -1,5 +1,5 @@
 """More MMDetection one-stage detectors against MMDetection 3.3.0 (``golden/mmdet-more``): SSD300,
-SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet (deformable convolution).
+SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet and RepPoints (deformable convolution).
 
 For each: ``raw(x)`` equals every stored ``_forward`` output within 1e-4 * max(1, max|ref|), ``predict``
 reproduces ``dets.txt`` (same labels, boxes within 0.01 px, scores within 1e-4), native save/load and
@@ -23,6 +23,7 @@ MODELS = {
     "paa_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "sabl_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "vfnet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "reppoints_moment_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "ghm_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
                                "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
     "pisa_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
@@ -190,3 +191,29 @@ def test_vfnet_initial_boxes_match_mmdetection(tmp_path):
     for lvl, t in enumerate(init):
         shape, path = index[f"bbox_init_{lvl}"]
         assert_close(t, read_f32(path, shape), what=f"vfnet bbox_init_{lvl}")
+
+
+def test_reppoints_point_sets_match_mmdetection(tmp_path):
+    """The initial and refined point sets (what the deformable convs and ``points2bbox`` consume)."""
+    folder, model, x, _ = _load("reppoints_moment_r18s_fpn", tmp_path)
+    index, _ = read_index(folder)
+    with torch.no_grad():
+        sets = model.bbox_head.point_sets(list(model.neck(model.backbone(x))))
+    for lvl, (init, refine) in enumerate(sets):
+        for name, t in (("pts_init", init), ("pts_refine", refine)):
+            shape, path = index[f"{name}_{lvl}"]
+            assert_close(t, read_f32(path, shape), what=f"reppoints {name}_{lvl}")
+
+
+@pytest.mark.parametrize("method,expected", [("minmax", [-2.0, -1.0, 3.0, 4.0]), ("partial_minmax", [-2.0, -1.0, 1.0, 2.0])])
+def test_reppoints_minmax_transforms_by_hand(method, expected):
+    """points2bbox: min/max over all points, or over the first four for partial_minmax."""
+    from zooport.model_defs.mmdet.reppoints import RepPointsHead
+
+    cfg = {"num_classes": 2, "in_channels": 4, "feat_channels": 4, "point_feat_channels": 4, "stacked_convs": 0,
+           "transform_method": method}
+    head = RepPointsHead(cfg)
+    ys = [-1.0, 0.0, 1.0, 2.0, 4.0, 0.0, 0.0, 0.0, 0.0]
+    xs = [0.0, -2.0, 1.0, 0.5, 3.0, 0.0, 0.0, 0.0, 0.0]
+    pts = torch.tensor([v for pair in zip(ys, xs) for v in pair]).view(1, 18, 1, 1)
+    assert head.points2bbox(pts).flatten().tolist() == expected

@@ -30,6 +30,7 @@ from .fpn import FPN
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
 from .paa import PAAHead
+from .reppoints import RepPointsHead
 from .sabl_retina import SABLRetinaHead
 from .vfnet import VFNetHead
 from .resnet import ResNet
@@ -44,8 +45,9 @@ NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNec
 # PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
          "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
-         "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead}
-DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet"}
+         "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead,
+         "RepPointsHead": RepPointsHead}
+DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet", "RepPointsDetector"}
 
 
 def _build(registry: dict, cfg, where: str):

@@ -20,7 +20,7 @@ import torch
 from ...errors import ConfigError
 from ...postprocess import nms
 from . import anchors as A
-from .coders import delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
+from .coders import _clip, delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
 
 
 def _flat(t, k):
@@ -45,6 +45,9 @@ def _level_boxes(head, i, reg, hw, img_hw):
     if kind == "fcos":
         pts = A.points(h, w, head.strides[i], getattr(head, "point_offset", 0.5))
         return distance_decode(pts, reg, img_hw if head.clip_border else None)
+    if kind == "reppoints":  # box in feature cells relative to the location (x * s, y * s)
+        pts = A.points(h, w, head.strides[i], 0.0)
+        return _clip(reg * head.strides[i] + torch.cat([pts, pts], -1), img_hw)
     if kind == "gfl":
         pri = head.prior_generator.level(i, h, w)
         ctr = (pri[:, :2] + pri[:, 2:]) / 2
