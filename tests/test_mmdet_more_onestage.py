@@ -1,5 +1,5 @@
 """More MMDetection one-stage detectors against MMDetection 3.3.0 (``golden/mmdet-more``): SSD300,
-SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet and RepPoints (deformable convolution).
+SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet, RepPoints and guided-anchoring RetinaNet (deformable convolution).
 
 For each: ``raw(x)`` equals every stored ``_forward`` output within 1e-4 * max(1, max|ref|), ``predict``
 reproduces ``dets.txt`` (same labels, boxes within 0.01 px, scores within 1e-4), native save/load and
@@ -24,6 +24,7 @@ MODELS = {
     "sabl_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "vfnet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "reppoints_moment_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "ga_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "ghm_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
                                "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
     "pisa_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,

@@ -27,6 +27,7 @@ from ...errors import ConfigError
 from ..base import Detector
 from .common import fuse_modules
 from .fpn import FPN
+from .ga_retina import GARetinaHead
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
 from .paa import PAAHead
@@ -46,7 +47,7 @@ NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNec
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
          "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
          "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead,
-         "RepPointsHead": RepPointsHead}
+         "RepPointsHead": RepPointsHead, "GARetinaHead": GARetinaHead}
 DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet", "RepPointsDetector"}
 
 

@@ -70,6 +70,14 @@ def decode(head, groups, img_hw):
             boxes.append(yolo_decode(pri, torch.cat([xy, p[..., 2:4]], -1), float(head.strides[i])))
             facs.append(p[..., 4:5].sigmoid())
             probs.append(p[..., 5:].sigmoid())
+    elif head.kind == "ga":  # guided anchors; the location mask is the score factor
+        for i, cls in enumerate(groups[0]):
+            hw = (cls.shape[2], cls.shape[3])
+            probs.append(_cls_prob(head, _flat(cls, nc)))
+            reg, shp = _flat(groups[1][i], 4), _flat(groups[2][i], 2)
+            b = head.level_boxes(i, reg.reshape(-1, 4), shp.reshape(-1, 2), hw, img_hw)
+            boxes.append(b.reshape(reg.shape[0], -1, 4))
+            facs.append((_flat(groups[3][i], 1).sigmoid() >= head.loc_filter_thr).to(probs[-1].dtype))
     elif head.kind == "sabl":  # bucketing boxes; the localisation confidence is the score factor
         k = 4 * head.side_num
         for i, cls in enumerate(groups[0]):
