@@ -1,5 +1,6 @@
 """More MMDetection one-stage detectors against MMDetection 3.3.0 (``golden/mmdet-more``): SSD300,
-SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet, RepPoints and guided-anchoring RetinaNet (deformable convolution).
+SSDLite (MobileNetV2), PAA, SABL RetinaNet, GHM and PISA RetinaNet, VFNet, RepPoints and guided-anchoring RetinaNet (deformable convolution), CornerNet and
+CentripetalNet (HourglassNet, corner pooling, soft-NMS).
 
 For each: ``raw(x)`` equals every stored ``_forward`` output within 1e-4 * max(1, max|ref|), ``predict``
 reproduces ``dets.txt`` (same labels, boxes within 0.01 px, scores within 1e-4), native save/load and
@@ -25,6 +26,8 @@ MODELS = {
     "vfnet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "reppoints_moment_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
     "ga_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "cornernet_hg_s": ("golden/mmdet/input_bus_256.f32", 256, None),
+    "centripetalnet_hg_s": ("golden/mmdet/input_bus_256.f32", 256, None),
     "ghm_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
                                "golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"),
     "pisa_retinanet_r18s_fpn": ("golden/mmdet/input_bus_256.f32", 256,
@@ -218,3 +221,35 @@ def test_reppoints_minmax_transforms_by_hand(method, expected):
     xs = [0.0, -2.0, 1.0, 0.5, 3.0, 0.0, 0.0, 0.0, 0.0]
     pts = torch.tensor([v for pair in zip(ys, xs) for v in pair]).view(1, 18, 1, 1)
     assert head.points2bbox(pts).flatten().tolist() == expected
+
+
+@pytest.mark.parametrize("direction", ["top", "left", "bottom", "right"])
+def test_corner_pool_is_a_running_max(direction):
+    """Corner pooling against a direct loop: 'top' = max over this row and every row below, etc."""
+    from zooport.model_defs.mmdet.corner import corner_pool
+
+    x = torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(1))
+    y = corner_pool(x, direction)
+    ref = torch.empty_like(x)
+    for i in range(5):
+        for j in range(6):
+            region = {"top": x[..., i:, j], "bottom": x[..., :i + 1, j], "left": x[..., i, j:],
+                      "right": x[..., i, :j + 1]}[direction]
+            ref[..., i, j] = region.max(-1).values
+    assert torch.equal(y, ref)
+
+
+def test_soft_nms_gaussian_by_hand():
+    """Three boxes: the best is kept; the second overlaps it with IoU 1/3 and decays to
+    s * exp(-(1/3)^2 / 0.5); the third, disjoint, keeps its score and is selected before the decayed one."""
+    import math
+
+    from zooport.model_defs.mmdet.soft_nms import soft_nms
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    keep, decayed = soft_nms(boxes, scores, 0.5, 0.5, 1e-3, "gaussian")
+    assert keep.tolist() == [0, 2, 1]
+    assert torch.allclose(decayed, torch.tensor([0.9, 0.7, 0.8 * math.exp(-(1 / 3) ** 2 / 0.5)]))
+    keep, decayed = soft_nms(boxes, scores, 0.3, 0.5, 0.6, "linear")  # 0.8 * (1 - 1/3) = 0.53 < 0.6: dropped
+    assert keep.tolist() == [0, 2]

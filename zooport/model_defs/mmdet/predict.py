@@ -59,6 +59,8 @@ def _level_boxes(head, i, reg, hw, img_hw):
 
 
 def decode(head, groups, img_hw):
+    if hasattr(head, "decode_dense"):  # heads whose candidates are not per-location (CornerNet)
+        return head.decode_dense(groups, img_hw)
     boxes, facs, probs = [], [], []
     nc = head.cls_out_channels
     if head.kind == "yolov3":
@@ -117,19 +119,28 @@ def filter_scores_and_topk(scores, score_thr, topk):
     return vals[order], labels, rows
 
 
-def batched_nms(boxes, scores, labels, nms_cfg):
-    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), greedy NMS (IoU > thr suppresses)."""
+def batched_nms(boxes, scores, labels, nms_cfg, return_scores=False):
+    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), then greedy NMS (IoU > thr suppresses)
+    or ``soft_nms`` (scores decayed; with ``return_scores`` the decayed scores come back too)."""
     cfg = dict(nms_cfg or {})
-    t = cfg.get("type", "nms")
-    if t != "nms":
-        raise ConfigError(f"test_cfg.nms type {t!r} not supported (only 'nms')")
+    t = cfg.pop("type", "nms")
+    if t not in ("nms", "soft_nms"):
+        raise ConfigError(f"test_cfg.nms type {t!r} not supported (nms, soft_nms)")
     if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.int64)
-    if cfg.get("class_agnostic", False):
+        keep = torch.zeros(0, dtype=torch.int64)
+        return (keep, scores[:0]) if return_scores else keep
+    if cfg.pop("class_agnostic", False):
         b = boxes
     else:
         b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
-    return nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+    if t == "soft_nms":
+        from .soft_nms import soft_nms
+
+        keep, decayed = soft_nms(b, scores, float(cfg.get("iou_threshold", 0.3)), float(cfg.get("sigma", 0.5)),
+                                 float(cfg.get("min_score", 1e-3)), cfg.get("method", "linear"))
+        return (keep, decayed) if return_scores else keep
+    keep = nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+    return (keep, scores[keep]) if return_scores else keep
 
 
 def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1):
