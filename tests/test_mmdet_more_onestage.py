@@ -253,3 +253,18 @@ def test_soft_nms_gaussian_by_hand():
     assert torch.allclose(decayed, torch.tensor([0.9, 0.7, 0.8 * math.exp(-(1 / 3) ** 2 / 0.5)]))
     keep, decayed = soft_nms(boxes, scores, 0.3, 0.5, 0.6, "linear")  # 0.8 * (1 - 1/3) = 0.53 < 0.6: dropped
     assert keep.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_fuse_keeps_outputs(name, tmp_path):
+    """``fuse()`` folds every BN into its conv; the raw outputs stay within 1e-4 * max(1, max|ref|)."""
+    import copy
+
+    _, model, x, _ = _load(name, tmp_path)
+    with torch.no_grad():
+        ref = _flatten(model.raw(x))
+        fused = copy.deepcopy(model).fuse()
+        out = _flatten(fused.raw(x))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()), f"{name}: a BN was not folded"
+    for k, v in ref.items():
+        assert_close(out[k], v.numpy(), what=f"{name} fused {k}")
