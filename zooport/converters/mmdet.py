@@ -11,10 +11,12 @@ Loading is strict: a missing or unused key, or a shape mismatch, is a
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError, UnsafeCheckpointError
 
+_TRAINING_STATE = re.compile(r"(^|\.)loss_[A-Za-z0-9_]+\.")
 DEFAULT_INPUT = {"YOLOX": [640, 640], "YOLOV3": [608, 608]}
 
 
@@ -114,5 +116,11 @@ def load_mmdet(checkpoint, config=None, *, names=None):
         if key in meta:
             source[key] = meta[key]
     model = build_model(cfg, names=names, source=source, where=str(config or p))
+    # loss modules with state (GHMC / GHMR ``edges`` and ``acc_sum`` buffers) are training-only: a
+    # checkpoint trained with them carries their keys, which inference never reads
+    dropped = sorted(k for k in sd if _TRAINING_STATE.search(k))
+    sd = {k: v for k, v in sd.items() if k not in dropped}
+    if dropped:
+        model.source["ignored_training_keys"] = dropped
     load_state_dict_strict(model, sd, str(p))
     return model.eval()

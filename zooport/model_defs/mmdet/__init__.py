@@ -27,17 +27,31 @@ from ...errors import ConfigError
 from ..base import Detector
 from .common import fuse_modules
 from .fpn import FPN
+from .hourglass import HourglassNet
+from .corner import CentripetalHead, CornerHead
+from .ga_retina import GARetinaHead
 from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
+from .mobilenet import MobileNetV2
+from .paa import PAAHead
+from .reppoints import RepPointsHead
+from .sabl_retina import SABLRetinaHead
+from .vfnet import VFNetHead
 from .resnet import ResNet
+from .ssd import SSDHead, SSDNeck, SSDVGG
 from .yolov3 import Darknet, YOLOV3Head, YOLOV3Neck
 from .yolox import CSPDarknet, YOLOXHead, YOLOXPAFPN
 
 # config 'type' -> builder, per component (explicit registry)
-BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet}
-NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck}
-HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead, "GFLHead": GFLHead,
-         "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head}
-DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector"}
+BACKBONES = {"ResNet": ResNet, "CSPDarknet": CSPDarknet, "Darknet": Darknet, "SSDVGG": SSDVGG,
+             "MobileNetV2": MobileNetV2, "HourglassNet": HourglassNet}
+NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNeck": SSDNeck}
+# PISARetinaHead differs from RetinaHead only in its training losses (ISR / CARL): same inference
+HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
+         "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
+         "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead,
+         "RepPointsHead": RepPointsHead, "GARetinaHead": GARetinaHead,
+         "CornerHead": CornerHead, "CentripetalHead": CentripetalHead}
+DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet", "RepPointsDetector", "CornerNet"}
 
 
 def _build(registry: dict, cfg, where: str):

@@ -69,3 +69,43 @@ def yolox_decode(priors, pred):
     xy = pred[..., :2] * priors[:, 2:] + priors[:, :2]
     wh = pred[..., 2:].exp() * priors[:, 2:]
     return torch.cat([xy - wh / 2, xy + wh / 2], -1)
+
+
+def bbox_rescale(boxes, factor: float):
+    """mmdet's ``bbox_rescale``: (N, 4) xyxy scaled by ``factor`` about their centres."""
+    c = (boxes[:, :2] + boxes[:, 2:]) * 0.5
+    wh = (boxes[:, 2:] - boxes[:, :2]) * factor
+    return torch.cat([c - 0.5 * wh, c + 0.5 * wh], 1)
+
+
+def bucket_decode(proposals, cls_preds, offset_preds, num_buckets: int, scale_factor: float, max_shape=None):
+    """BucketingBBoxCoder.decode (mmdet ``bucket2bbox``; SABL).
+
+    proposals (N, 4) xyxy; ``cls_preds`` / ``offset_preds`` (N, 4 * side) with side = ceil(num_buckets / 2)
+    per box side in the order left, right, top, bottom. Each side is placed at the centre of its
+    best bucket (of the proposal rescaled by ``scale_factor``, split into ``num_buckets``) minus the
+    predicted offset times the bucket size; boxes clip to [0, w - 1] x [0, h - 1] as mmdet does.
+    Returns (boxes (N, 4), confidence (N,)): the mean over the four sides of the best bucket's
+    probability plus the second best's when the two buckets are neighbours.
+    """
+    side = (num_buckets + 1) // 2
+    n = proposals.shape[0]
+    scores = F.softmax(cls_preds.reshape(-1, side), dim=1)
+    top, label = scores.topk(2, dim=1, largest=True, sorted=True)
+    p = bbox_rescale(proposals, scale_factor)
+    bw = (p[:, 2] - p[:, 0]) / num_buckets
+    bh = (p[:, 3] - p[:, 1]) / num_buckets
+    best = label[:, 0].reshape(n, 4)
+    off = offset_preds.reshape(n, 4, side).gather(2, best[:, :, None])[:, :, 0]
+    bf = best.to(p.dtype)
+    x1 = p[:, 0] + (0.5 + bf[:, 0]) * bw - off[:, 0] * bw
+    x2 = p[:, 2] - (0.5 + bf[:, 1]) * bw - off[:, 1] * bw
+    y1 = p[:, 1] + (0.5 + bf[:, 2]) * bh - off[:, 2] * bh
+    y2 = p[:, 3] - (0.5 + bf[:, 3]) * bh - off[:, 3] * bh
+    if max_shape is not None:
+        zero = p.new_zeros(())
+        w1, h1 = zero + max_shape[1] - 1, zero + max_shape[0] - 1
+        x1, x2 = torch.minimum(x1.clamp(min=0), w1), torch.minimum(x2.clamp(min=0), w1)
+        y1, y2 = torch.minimum(y1.clamp(min=0), h1), torch.minimum(y2.clamp(min=0), h1)
+    conf = top[:, 0] + top[:, 1] * ((label[:, 0] - label[:, 1]).abs() == 1).to(top.dtype)
+    return torch.stack([x1, y1, x2, y2], -1), conf.reshape(n, 4).mean(1)

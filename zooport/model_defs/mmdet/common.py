@@ -30,6 +30,8 @@ def build_act(cfg, where: str) -> nn.Module:
     t = cfg.get("type")
     if t == "ReLU":
         return nn.ReLU(inplace=False)
+    if t == "ReLU6":
+        return nn.ReLU6()
     if t == "LeakyReLU":
         return nn.LeakyReLU(float(cfg.get("negative_slope", 0.01)))
     if t in ("Swish",):
@@ -40,7 +42,7 @@ def build_act(cfg, where: str) -> nn.Module:
         return nn.Sigmoid()
     if t == "HSwish":
         return nn.Hardswish()
-    raise ConfigError(f"{where}: unsupported activation type {t!r} (known: ReLU, LeakyReLU, Swish, SiLU, Sigmoid, HSwish)")
+    raise ConfigError(f"{where}: unsupported activation type {t!r} (known: ReLU, ReLU6, LeakyReLU, Swish, SiLU, Sigmoid, HSwish)")
 
 
 def build_norm(cfg, channels: int, where: str) -> tuple[str, nn.Module]:

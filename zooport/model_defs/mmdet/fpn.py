@@ -5,7 +5,8 @@ maps of ``out_channels`` each, strides doubling. Extra levels beyond the
 backbone come from max-pooling (``add_extra_convs=False``) or stride-2 3x3 convs
 fed from the last used input (``on_input``), its lateral (``on_lateral``) or
 the last FPN output (``on_output``); ``relu_before_extra_convs`` applies a ReLU
-before every extra conv except the first, as MMDetection does.
+before every extra conv except the first, as MMDetection does. ``norm_cfg`` (e.g. GN in
+RepPoints) normalises every conv, the laterals too unless ``no_norm_on_lateral``.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ class FPN(nn.Module):
         end_level = int(cfg.get("end_level", -1))
         self.relu_before_extra_convs = bool(cfg.get("relu_before_extra_convs", False))
         self.upsample_cfg = dict(cfg.get("upsample_cfg") or {"mode": "nearest"})
-        if cfg.get("norm_cfg") is not None:
-            raise ConfigError(f"{where}: FPN with norm_cfg is not supported")
+        norm = cfg.get("norm_cfg")
+        lat_norm = None if cfg.get("no_norm_on_lateral", False) else norm
         if end_level == -1 or end_level == len(in_channels) - 1:
             self.backbone_end_level = len(in_channels)
         else:
@@ -43,14 +44,16 @@ class FPN(nn.Module):
         self.lateral_convs = nn.ModuleList()
         self.fpn_convs = nn.ModuleList()
         for i in range(self.start_level, self.backbone_end_level):
-            self.lateral_convs.append(ConvModule(in_channels[i], out, 1, conv_cfg=cc, act_cfg=act, where=where))
-            self.fpn_convs.append(ConvModule(out, out, 3, padding=1, conv_cfg=cc, act_cfg=act, where=where))
+            self.lateral_convs.append(ConvModule(in_channels[i], out, 1, conv_cfg=cc, norm_cfg=lat_norm, act_cfg=act,
+                                                 where=where))
+            self.fpn_convs.append(ConvModule(out, out, 3, padding=1, conv_cfg=cc, norm_cfg=norm, act_cfg=act,
+                                             where=where))
         used = self.backbone_end_level - self.start_level
         n_extra = self.num_outs - used
         if extra and n_extra >= 1:
             for i in range(n_extra):
                 cin = in_channels[self.backbone_end_level - 1] if (i == 0 and extra == "on_input") else out
-                self.fpn_convs.append(ConvModule(cin, out, 3, stride=2, padding=1, conv_cfg=cc,
+                self.fpn_convs.append(ConvModule(cin, out, 3, stride=2, padding=1, conv_cfg=cc, norm_cfg=norm,
                                                  act_cfg=act, where=where))
 
     def forward(self, inputs):

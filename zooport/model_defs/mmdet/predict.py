@@ -20,7 +20,7 @@ import torch
 from ...errors import ConfigError
 from ...postprocess import nms
 from . import anchors as A
-from .coders import delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
+from .coders import _clip, delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
 
 
 def _flat(t, k):
@@ -38,13 +38,16 @@ def _level_boxes(head, i, reg, hw, img_hw):
     """Decoded xyxy boxes (B, M, 4) of level i from the flattened regression ``reg``."""
     h, w = hw
     kind = head.kind
-    if kind in ("anchor", "atss"):
+    if kind in ("anchor", "atss", "paa"):
         pri = head.prior_generator.level(i, h, w)
         c = head.bbox_coder
         return delta_xywh_decode(pri, reg, c["means"], c["stds"], img_hw if c["clip_border"] else None)
     if kind == "fcos":
-        pts = A.points(h, w, head.strides[i], 0.5)
+        pts = A.points(h, w, head.strides[i], getattr(head, "point_offset", 0.5))
         return distance_decode(pts, reg, img_hw if head.clip_border else None)
+    if kind == "reppoints":  # box in feature cells relative to the location (x * s, y * s)
+        pts = A.points(h, w, head.strides[i], 0.0)
+        return _clip(reg * head.strides[i] + torch.cat([pts, pts], -1), img_hw)
     if kind == "gfl":
         pri = head.prior_generator.level(i, h, w)
         ctr = (pri[:, :2] + pri[:, 2:]) / 2
@@ -56,6 +59,8 @@ def _level_boxes(head, i, reg, hw, img_hw):
 
 
 def decode(head, groups, img_hw):
+    if hasattr(head, "decode_dense"):  # heads whose candidates are not per-location (CornerNet)
+        return head.decode_dense(groups, img_hw)
     boxes, facs, probs = [], [], []
     nc = head.cls_out_channels
     if head.kind == "yolov3":
@@ -67,13 +72,33 @@ def decode(head, groups, img_hw):
             boxes.append(yolo_decode(pri, torch.cat([xy, p[..., 2:4]], -1), float(head.strides[i])))
             facs.append(p[..., 4:5].sigmoid())
             probs.append(p[..., 5:].sigmoid())
+    elif head.kind == "ga":  # guided anchors; the location mask is the score factor
+        for i, cls in enumerate(groups[0]):
+            hw = (cls.shape[2], cls.shape[3])
+            probs.append(_cls_prob(head, _flat(cls, nc)))
+            reg, shp = _flat(groups[1][i], 4), _flat(groups[2][i], 2)
+            b = head.level_boxes(i, reg.reshape(-1, 4), shp.reshape(-1, 2), hw, img_hw)
+            boxes.append(b.reshape(reg.shape[0], -1, 4))
+            facs.append((_flat(groups[3][i], 1).sigmoid() >= head.loc_filter_thr).to(probs[-1].dtype))
+    elif head.kind == "sabl":  # bucketing boxes; the localisation confidence is the score factor
+        k = 4 * head.side_num
+        for i, cls in enumerate(groups[0]):
+            hw = (cls.shape[2], cls.shape[3])
+            probs.append(_cls_prob(head, _flat(cls, nc)))
+            bc, bo = (_flat(t, k) for t in groups[1][i])
+            b, conf = head.decode_level(i, bc.reshape(-1, k), bo.reshape(-1, k), hw, img_hw)
+            boxes.append(b.reshape(bc.shape[0], -1, 4))
+            facs.append(conf.reshape(bc.shape[0], -1, 1))
     else:
         k = 4 * (head.reg_max + 1) if head.kind == "gfl" else 4
         for i, cls in enumerate(groups[0]):
             hw = (cls.shape[2], cls.shape[3])
             probs.append(_cls_prob(head, _flat(cls, nc)))
             boxes.append(_level_boxes(head, i, _flat(groups[1][i], k), hw, img_hw))
-            if len(groups) > 2:
+            if head.kind == "paa":  # PAA ranks by sqrt(cls * iou): that is the class score, factor 1
+                probs[-1] = (probs[-1] * _flat(groups[2][i], 1).sigmoid()).sqrt()
+                facs.append(torch.ones_like(probs[-1][..., :1]))
+            elif len(groups) > 2:
                 facs.append(_flat(groups[2][i], 1).sigmoid())
             else:
                 facs.append(torch.ones_like(probs[-1][..., :1]))
@@ -94,19 +119,46 @@ def filter_scores_and_topk(scores, score_thr, topk):
     return vals[order], labels, rows
 
 
-def batched_nms(boxes, scores, labels, nms_cfg):
-    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), greedy NMS (IoU > thr suppresses)."""
+def batched_nms(boxes, scores, labels, nms_cfg, return_scores=False):
+    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), then greedy NMS (IoU > thr suppresses)
+    or ``soft_nms`` (scores decayed; with ``return_scores`` the decayed scores come back too)."""
     cfg = dict(nms_cfg or {})
-    t = cfg.get("type", "nms")
-    if t != "nms":
-        raise ConfigError(f"test_cfg.nms type {t!r} not supported (only 'nms')")
+    t = cfg.pop("type", "nms")
+    if t not in ("nms", "soft_nms"):
+        raise ConfigError(f"test_cfg.nms type {t!r} not supported (nms, soft_nms)")
     if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.int64)
-    if cfg.get("class_agnostic", False):
+        keep = torch.zeros(0, dtype=torch.int64)
+        return (keep, scores[:0]) if return_scores else keep
+    if cfg.pop("class_agnostic", False):
         b = boxes
     else:
         b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
-    return nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+    if t == "soft_nms":
+        from .soft_nms import soft_nms
+
+        keep, decayed = soft_nms(b, scores, float(cfg.get("iou_threshold", 0.3)), float(cfg.get("sigma", 0.5)),
+                                 float(cfg.get("min_score", 1e-3)), cfg.get("method", "linear"))
+        return (keep, decayed) if return_scores else keep
+    keep = nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+    return (keep, scores[keep]) if return_scores else keep
+
+
+def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1):
+    """mmdet's ``multiclass_nms`` for class-shared boxes: (M, 4) boxes, (M, C) scores (no background
+    column) -> (n, 6) x1, y1, x2, y2, score, label. Every (box, class) pair with score > ``score_thr``
+    is a candidate (row-major: box, then class), class-aware NMS, best ``max_num``."""
+    nc = scores.shape[1]
+    b = bboxes[:, None, :].expand(-1, nc, 4).reshape(-1, 4)
+    labels = torch.arange(nc).view(1, -1).expand_as(scores).reshape(-1)
+    s = scores.reshape(-1)
+    ok = torch.nonzero(s > score_thr).squeeze(1)
+    b, s, labels = b[ok], s[ok], labels[ok]
+    if b.numel() == 0:
+        return bboxes.new_zeros((0, 6))
+    keep = batched_nms(b, s, labels, nms_cfg)
+    if max_num > 0:
+        keep = keep[:max_num]
+    return torch.cat([b[keep], s[keep, None], labels[keep, None].to(b.dtype)], 1)
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
@@ -125,6 +177,13 @@ def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=
             n = int(cfg["max_per_img"])
             bboxes, scores, labels = bboxes[:n], scores[:n], labels[:n]
     return torch.cat([bboxes, scores[:, None], labels[:, None].to(bboxes.dtype)], 1)
+
+
+def _image(t, b):
+    """Image ``b`` of nested lists / tuples of (B, ...) tensors, as batch-of-1 tensors."""
+    if isinstance(t, (list, tuple)):
+        return type(t)(_image(e, b) for e in t)
+    return t[b:b + 1]
 
 
 @torch.no_grad()
@@ -150,6 +209,8 @@ def predict(head, groups, img_hw, cfg):
                 boxes, obj, prob = boxes[ok], obj[ok], prob[ok]
             s, lab, rows = filter_scores_and_topk(prob, float(cfg.get("score_thr", 0)), int(cfg.get("nms_pre", -1)))
             out.append(_post(boxes[rows], s, lab, cfg, factors=obj[rows]))
+        elif hasattr(head, "predict_by_feat"):  # heads with their own post-processing (PAA, SABL, ...)
+            out.append(head.predict_by_feat(_image(groups, b), img_hw, cfg))
         else:
             out.append(_dense_one(head, [[g[b:b + 1] for g in grp] for grp in groups], img_hw, cfg))
     return out
