@@ -237,6 +237,13 @@ def test_corner_pool_is_a_running_max(direction):
                       "right": x[..., i, :j + 1]}[direction]
             ref[..., i, j] = region.max(-1).values
     assert torch.equal(y, ref)
+    from zooport.model_defs.mmdet.corner import _scan_max  # the form an ONNX export traces
+
+    dim = 2 if direction in ("top", "bottom") else 3
+    flip = direction in ("top", "left")
+    xs = x.flip(dim) if flip else x
+    scan = _scan_max(xs, dim)
+    assert torch.equal(scan.flip(dim) if flip else scan, ref)
 
 
 def test_soft_nms_gaussian_by_hand():

@@ -22,12 +22,25 @@ from .common import ConvModule, reject_unsupported
 
 
 def corner_pool(x, direction: str):
-    """mmcv ``CornerPool``: running max towards ``direction``'s far side ('top' = from the bottom up)."""
+    """mmcv ``CornerPool``: running max towards ``direction``'s far side ('top' = from the bottom up).
+
+    Eager: ``torch.cummax``. ONNX has no cummax, so an export traces a log-step scan instead
+    (max with the map shifted by 1, 2, 4, ... cells): the same values exactly, max being exact."""
     dim, flip = {"bottom": (2, False), "left": (3, True), "right": (3, False), "top": (2, True)}[direction]
     if flip:
         x = x.flip(dim)
-    y = torch.cummax(x, dim=dim)[0]
+    y = _scan_max(x, dim) if torch.onnx.is_in_onnx_export() else torch.cummax(x, dim=dim)[0]
     return y.flip(dim) if flip else y
+
+
+def _scan_max(x, dim: int):
+    n = x.shape[dim]
+    step = 1
+    while step < n:
+        pad = x.narrow(dim, 0, step).clone().fill_(float("-inf"))
+        x = torch.maximum(x, torch.cat([pad, x.narrow(dim, 0, n - step)], dim))
+        step *= 2
+    return x
 
 
 class BiCornerPool(nn.Module):
@@ -102,7 +115,7 @@ class CornerHead(nn.Module):
 
     def decode_dense(self, groups, img_hw):
         """The shared (B, N, 4 + 1 + nc) form: the ``num_dets`` (1000) best corner pairs before NMS as
-        xywh, factor 1, and the pair score in its class column (0 for rejected pairs)."""
+        xywh, factor 1, and the pair score in its class column (rejected pairs: all zero but the factor)."""
         from .corner_decode import decode_corners
 
         cfg = self.test_cfg
@@ -113,6 +126,8 @@ class CornerHead(nn.Module):
                                                     int(cfg.get("corner_topk", 100)),
                                                     int(cfg.get("local_maximum_kernel", 3)),
                                                     float(cfg.get("distance_threshold", 0.5)))
+            # rejected pairs (score -1, in arbitrary order among their ties) become all-zero rows
+            boxes = boxes * (scores > 0).to(boxes.dtype)[..., None]
             probs = torch.zeros(*scores.shape, self.num_classes, dtype=scores.dtype)
             probs.scatter_(2, classes[..., None], scores.clamp(min=0)[..., None])
             xywh = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], -1)
