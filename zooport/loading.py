@@ -62,7 +62,7 @@ def sniff_checkpoint(path: str | os.PathLike) -> str:
         return "unknown"
     if "zooport_format" in strings:
         return "native"
-    if any(g.startswith("ultralytics.nn.") for g in globals_ | strings):
+    if any(g.startswith("ultralytics.") for g in globals_) or any(s.startswith("ultralytics.nn") for s in strings):
         return "ultralytics"
     if any(g.startswith(("models.yolo", "models.common")) for g in globals_) or {"models.yolo", "models.common"} & strings:
         return "yolov5"

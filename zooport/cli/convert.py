@@ -8,6 +8,7 @@ SOURCES = {
     "darknet": "zooport.cli.convert_darknet",
     "yolov5": "zooport.cli.convert_yolov5",
     "mmdet": "zooport.cli.convert_mmdet",
+    "ultralytics": "zooport.cli.convert_ultralytics",
 }
 
 

@@ -1,0 +1,147 @@
+"""Ultralytics-shaped checkpoints (built here, no `ultralytics` package): the tree reader, ema preference,
+unsupported task heads, and malicious payloads (gadgets in train_args, forged module classes), all rejected
+with nothing executed."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from test_yolov5_safety import Gadget, Ref, _save_ref
+from ultralytics_fakes import checkpoint, save_ultralytics, tiny_model, ultralytics_shaped
+from zooport.errors import CheckpointError, UnsafeCheckpointError, UnsupportedError
+
+
+@pytest.fixture
+def sentinel(tmp_path):
+    p = tmp_path / "PWNED"
+    yield p
+    assert not p.exists(), "a payload ran"
+
+
+def _load(path):
+    import zooport
+
+    return zooport.load(str(path))  # sniffs the family from the pickle's globals, then the safe reader
+
+
+@pytest.mark.parametrize("head", ["v8", "v11"])
+def test_tree_reader_rebuilds_the_pickled_model(head, tmp_path):
+    from zooport.loading import sniff_checkpoint
+
+    ref = tiny_model(head)
+    p = tmp_path / "tiny.pt"
+    save_ultralytics(checkpoint(ultralytics_shaped(ref).half()), p)
+    assert sniff_checkpoint(p) == "ultralytics"
+    m = _load(p)
+    assert type(m).__name__ == "UltralyticsModel" and m.source["head"] == head
+    assert m.names == ["a", "b", "c"] and m.stride == [8, 16] and m.input_size == [320, 320]
+    own = ref.half().float().state_dict()
+    assert list(m.state_dict()) == list(own) and all(torch.equal(v, own[k]) for k, v in m.state_dict().items())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(m(x), ref.eval()(x))
+        assert [tuple(r.shape) for r in m.raw(x)] == [(1, 67, 8, 12), (1, 67, 4, 6)]
+
+
+def test_ema_preferred(tmp_path):
+    a, b = tiny_model(seed=0), tiny_model(seed=1)
+    p = tmp_path / "last.pt"
+    save_ultralytics(checkpoint(ultralytics_shaped(a), ema=ultralytics_shaped(b)), p)
+    m = _load(p)
+    assert m.source["weights"] == "ema"
+    assert torch.equal(m.state_dict()["model.0.conv.weight"], b.state_dict()["model.0.conv.weight"])
+
+
+@pytest.mark.parametrize("cls,task", [("ultralytics.nn.modules.head.Segment", "segment"),
+                                      ("ultralytics.nn.modules.head.Pose", "pose"),
+                                      ("ultralytics.nn.modules.head.OBB", "obb"),
+                                      ("ultralytics.nn.modules.head.Classify", "classify")])
+def test_task_heads_unsupported_by_name(cls, task, tmp_path):
+    from zooport.model_defs.ultralytics_blocks import Detect
+
+    p = tmp_path / "task.pt"
+    save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p, renames={Detect: cls})
+    with pytest.raises(UnsupportedError, match=rf"{cls.replace('.', '[.]')} \({task}"):
+        _load(p)
+
+
+def test_task_model_class_unsupported(tmp_path):
+    from zooport.model_defs.ultralytics import UltralyticsModel
+
+    p = tmp_path / "seg.pt"
+    save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p,
+                     renames={UltralyticsModel: "ultralytics.nn.tasks.SegmentationModel"})
+    with pytest.raises(UnsupportedError, match="SegmentationModel .segment task"):
+        _load(p)
+
+
+def test_gadget_in_train_args_rejected(tmp_path, sentinel):
+    top = checkpoint(ultralytics_shaped(tiny_model()))
+    top["train_args"]["cfg"] = Gadget(os.system, (f"touch {sentinel}",))
+    p = tmp_path / "train_args.pt"
+    save_ultralytics(top, p)
+    with pytest.raises(UnsafeCheckpointError, match="posix.system|os.system"):
+        _load(p)
+    # the same payload as train_metrics / an extra key with a builtins gadget
+    top["train_args"]["cfg"] = None
+    top["train_metrics"] = {"fitness": Gadget(eval, (f"open({str(sentinel)!r}, 'w')",))}
+    save_ultralytics(top, p)
+    with pytest.raises(UnsafeCheckpointError, match="__builtin__.eval|builtins.eval"):
+        _load(p)
+
+
+@pytest.mark.parametrize("forged", ["ultralytics.nn.modules.block.Exploit", "ultralytics.nn.tasks.torch_safe_load",
+                                    "ultralytics.utils.downloads.attempt_download_asset",
+                                    "ultralytics.nn.modules.conv.os", "ultralytics.utils.checks.check_requirements"])
+def test_forged_module_class_rejected(forged, tmp_path, sentinel):
+    from zooport.model_defs.ultralytics_blocks import Bottleneck
+
+    p = tmp_path / "forged.pt"
+    save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p, renames={Bottleneck: forged})
+    with pytest.raises(UnsafeCheckpointError, match="allowlist"):
+        _load(p)
+    # a forged callable in REDUCE position, with a shell payload
+    mod, name = forged.rsplit(".", 1)
+    _save_ref(checkpoint(None, train_args={"model": Gadget(Ref(mod, name), (f"touch {sentinel}",))}), p)
+    with pytest.raises(UnsafeCheckpointError, match="allowlist"):
+        _load(p)
+
+
+def test_allowlisted_class_called_with_payload_stays_inert(tmp_path, sentinel):
+    """An allowed Ultralytics class used as a REDUCE callable only records its arguments."""
+    top = checkpoint(ultralytics_shaped(tiny_model()))
+    top["train_args"]["hook"] = Gadget(Ref("ultralytics.nn.modules.conv", "Conv"), (f"touch {sentinel}",))
+    p = tmp_path / "inert.pt"
+    save_ultralytics(top, p)
+    from zooport.parsers.yolov5_unpickle import read_torch_zip
+
+    rec = read_torch_zip(p)["train_args"]["hook"]
+    assert rec.foreign == "ultralytics.nn.modules.conv.Conv" and rec.args == (f"touch {sentinel}",)
+    assert type(_load(p)).__name__ == "UltralyticsModel"
+
+
+def test_no_model_entry_and_non_detection_top(tmp_path):
+    p = tmp_path / "empty.pt"
+    save_ultralytics(checkpoint(None), p)
+    from zooport.converters.ultralytics import load_ultralytics
+
+    with pytest.raises(CheckpointError, match="expected a pickled ultralytics.nn.tasks.DetectionModel"):
+        load_ultralytics(p)
+
+
+@pytest.mark.slow
+def test_cli_refuses_payload_without_traceback(tmp_path, sentinel):
+    top = checkpoint(ultralytics_shaped(tiny_model()))
+    top["train_args"]["cfg"] = Gadget(os.system, (f"touch {sentinel}",))
+    p = tmp_path / "evil.pt"
+    save_ultralytics(top, p)
+    out = tmp_path / "out.pt"
+    r = subprocess.run([sys.executable, "-m", "zooport", "convert", "ultralytics", str(p), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "allowlist" in r.stderr
+    assert not out.exists()
