@@ -145,3 +145,32 @@ def test_cli_refuses_payload_without_traceback(tmp_path, sentinel):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "allowlist" in r.stderr
     assert not out.exists()
+
+
+def test_verify_uses_ultralytics_validation_settings():
+    from zooport.eval.verify import _settings
+
+    m = tiny_model()
+    st = _settings(m, None, None, None, None, None, None, 300, "torch", None, True)
+    assert (st["preprocess"], st["conf"], st["iou"], st["max_det"], st["rect"], st["imgsz"]) == \
+        ("letterbox", 0.001, 0.7, 300, True, 640)
+    # an explicit flavour or threshold still wins
+    assert _settings(m, None, "yolov5", None, None, None, None, 300, "torch", None, True)["iou"] == 0.65
+    assert _settings(m, None, None, None, None, None, 0.5, 300, "torch", None, True)["iou"] == 0.5
+
+
+def test_anchor_free_nms_multi_label_and_layout():
+    from zooport.postprocess import non_max_suppression_anchor_free
+
+    # (B, 4+nc, N): two overlapping boxes, one scoring for two classes
+    pred = torch.zeros(1, 4 + 3, 3)
+    pred[0, :4, 0] = torch.tensor([50.0, 50, 20, 20])
+    pred[0, :4, 1] = torch.tensor([51.0, 50, 20, 20])
+    pred[0, :4, 2] = torch.tensor([200.0, 200, 10, 10])
+    pred[0, 4:, 0] = torch.tensor([0.9, 0.6, 0.0])
+    pred[0, 4:, 1] = torch.tensor([0.8, 0.0, 0.0])
+    pred[0, 4:, 2] = torch.tensor([0.0, 0.0, 0.0005])
+    d = non_max_suppression_anchor_free(pred)[0]
+    assert d[:, 4].tolist() == pytest.approx([0.9, 0.6]) and d[:, 5].tolist() == [0.0, 1.0]
+    d1 = non_max_suppression_anchor_free(pred, multi_label=False)[0]
+    assert d1[:, 5].tolist() == [0.0] and d1[0, :4].tolist() == [40.0, 40.0, 60.0, 60.0]
