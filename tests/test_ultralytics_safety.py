@@ -10,16 +10,9 @@ import sys
 import pytest
 import torch
 
-from test_yolov5_safety import Gadget, Ref, _save_ref
+from test_yolov5_safety import Gadget, Ref, _save_ref, sentinel  # noqa: F401  (sentinel: a fixture)
 from ultralytics_fakes import checkpoint, save_ultralytics, tiny_model, ultralytics_shaped
 from zooport.errors import CheckpointError, UnsafeCheckpointError, UnsupportedError
-
-
-@pytest.fixture
-def sentinel(tmp_path):
-    p = tmp_path / "PWNED"
-    yield p
-    assert not p.exists(), "a payload ran"
 
 
 def _load(path):

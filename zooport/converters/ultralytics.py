@@ -15,26 +15,16 @@ from pathlib import Path
 
 from .._io import sha256_file
 from ..errors import CheckpointError, UsageError
-from .yolov5 import _defaults, _overrides, native_key_to_yolov5, yolov5_key_to_native
+from .yolov5 import _defaults, _overrides, from_yolov5_state_dict, native_key_to_yolov5
 
 
 def from_ultralytics_state_dict(model, state_dict: dict, source: str = "<state dict>") -> dict:
-    """Map an Ultralytics-style state dict onto ``model``'s native keys (strict); returns the native dict."""
-    own = model.state_dict()
-    out = {}
-    for k, v in state_dict.items():
-        nk = yolov5_key_to_native(k)  # same 'model.N.<name>' key form, identity map
-        if nk not in own:
-            raise CheckpointError(f"{source}: unused key {k!r}: the architecture has no such tensor")
-        if tuple(v.shape) != tuple(own[nk].shape):
-            raise CheckpointError(f"{source}: key {k!r} has shape {tuple(v.shape)}, the architecture expects "
-                                  f"{tuple(own[nk].shape)}")
-        out[nk] = v
-    missing = [k for k in own if k not in out]
-    if missing:
-        raise CheckpointError(f"{source}: missing key {missing[0]!r}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    return out
+    """Map an Ultralytics-style state dict onto ``model``'s native keys (strict); returns the native dict.
+
+    The same ``model.N.<name>`` identity map and strict checks as YOLOv5's (one implementation):
+    a missing or unused key, or a shape mismatch, is a :class:`CheckpointError` naming the key.
+    """
+    return from_yolov5_state_dict(model, state_dict, source)
 
 
 def to_ultralytics_state_dict(model) -> dict:
