@@ -167,3 +167,32 @@ def test_anchor_free_nms_multi_label_and_layout():
     assert d[:, 4].tolist() == pytest.approx([0.9, 0.6]) and d[:, 5].tolist() == [0.0, 1.0]
     d1 = non_max_suppression_anchor_free(pred, multi_label=False)[0]
     assert d1[:, 5].tolist() == [0.0] and d1[0, :4].tolist() == [40.0, 40.0, 60.0, 60.0]
+
+
+def test_fused_checkpoint_read_as_fused(tmp_path):
+    """A model saved after Ultralytics' fuse() (Conv blocks without bn, conv with bias)."""
+    import copy
+
+    from zooport.model_defs.yolov5_blocks import Conv
+
+    ref = copy.deepcopy(tiny_model()).fuse()
+    shaped = ultralytics_shaped(ref)
+    for mod in shaped.modules():
+        if isinstance(mod, Conv):
+            del mod._modules["bn"]  # Ultralytics' fuse() deletes the attribute
+    p = tmp_path / "fused.pt"
+    save_ultralytics(checkpoint(shaped), p)
+    m = _load(p)
+    assert m.native_arch()["fused"] and "model.0.bn.weight" not in m.state_dict()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m(x), ref(x))
+
+
+def test_end_to_end_detect_head_unsupported(tmp_path):
+    shaped = ultralytics_shaped(tiny_model())
+    shaped.model[-1].one2one_cv2 = torch.nn.ModuleList()  # YOLOv10-style NMS-free branch
+    p = tmp_path / "e2e.pt"
+    save_ultralytics(checkpoint(shaped), p)
+    with pytest.raises(UnsupportedError, match="end-to-end"):
+        _load(p)

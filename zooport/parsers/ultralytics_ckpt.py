@@ -166,6 +166,9 @@ def _detect(node, where) -> dict:
     cv3 = [_seq(b, f"{where}.cv3.{i}") for i, b in enumerate(_seq(_child(node, "cv3", where), where + ".cv3"))]
     if not cv2 or len(cv2) != len(cv3):
         raise CheckpointError(f"{where}: Detect has {len(cv2)} box and {len(cv3)} class branches")
+    if "one2one_cv2" in node.children or node.get("end2end") is True:
+        raise UnsupportedError(f"{where}: Ultralytics head {node.foreign} is an end-to-end (NMS-free, one-to-one) "
+                               f"head; zooport reads the standard Detect head only")
     reg_max = _int(node.get("reg_max", 16), where, "reg_max")
     nc = _int(node.get("nc"), where, "nc")
     first = cv3[0][0]
@@ -184,6 +187,14 @@ def _detect(node, where) -> dict:
             "c2": _conv(cv2[0][0], where + ".cv2.0.0")["c2"], "c3": c3}
 
 
+def _tree(node):
+    """Every pickled module below ``node`` (depth first)."""
+    for c in node.children.values():
+        if isinstance(c, StandIn):
+            yield c
+            yield from _tree(c)
+
+
 def arch_from_tree(model: StandIn, where: str) -> dict:
     """The explicit architecture (module doc) of a pickled DetectionModel."""
     layers = []
@@ -200,7 +211,10 @@ def arch_from_tree(model: StandIn, where: str) -> dict:
         layers.append(spec)
     if not layers or layers[-1]["type"] != "Detect":
         raise CheckpointError(f"{where}: the model does not end with a Detect head")
-    fused = any(s["type"] == "Conv" and "bn" not in n.children for s, n in zip(layers, seq))
+    # a model saved after Ultralytics' fuse(): its Conv/DWConv blocks lost 'bn' (the conv gained a bias)
+    fused = any(_short(n) in ("Conv", "DWConv") and (not isinstance(n.children.get("bn"), StandIn) or
+                                                    n.children["bn"].foreign.endswith(".Identity"))
+                for n in _tree(model))
     return {"layers": layers, "nc": layers[-1]["nc"], "fused": fused}
 
 

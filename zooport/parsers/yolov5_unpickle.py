@@ -132,7 +132,11 @@ _ULTRALYTICS = {
     "ultralytics.nn.modules.transformer": "TransformerLayer TransformerBlock MLP MLPBlock LayerNorm2d "
                                           "AIFI".split(),
     "ultralytics.utils": ["IterableSimpleNamespace"],
+    "ultralytics.yolo.utils": ["IterableSimpleNamespace"],  # 8.0.x trainers' ``args``
 }
+# 8.0.x pickles some classes under the flat package path ``ultralytics.nn.modules``
+_ULTRALYTICS["ultralytics.nn.modules"] = [n for k in ("conv", "block", "head", "transformer")
+                                          for n in _ULTRALYTICS[f"ultralytics.nn.modules.{k}"]]
 # YOLOv5's export-friendly activations (utils.activations) are recorded by name only.
 _YOLO_ACTS = "SiLU Hardswish Mish MemoryEfficientSwish MemoryEfficientMish FReLU".split()
 
