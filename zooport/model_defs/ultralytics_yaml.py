@@ -37,7 +37,7 @@ def _bottleneck(c1, c2, shortcut, e, k=3) -> dict:
     return {"type": "Bottleneck", "c1": c1, "c2": c2, "c_": int(c2 * e), "k": [k, k], "g": 1, "add": bool(shortcut)}
 
 
-def _layer(mname: str, c1: int, args: list, n: int, nc: int, scale: str, where: str):
+def _layer(mname: str, c1: int, args: list, n: int, scale: str, where: str):
     """(spec, c2) of one yaml row after channel scaling (``args[0]`` is the scaled c2 for conv-like rows)."""
     if mname == "Conv":
         c2, k, s = (list(args) + [1, 1])[:3]
@@ -120,7 +120,7 @@ def arch_from_yaml(d: dict, scale: str | None = None) -> dict:
             c2 = args[0]
             if c2 != nc:
                 c2 = _div8(min(c2, max_ch) * width)
-            spec, c2 = _layer(mname, cin[0], [c2, *args[1:]], n, nc, scale, where)
+            spec, c2 = _layer(mname, cin[0], [c2, *args[1:]], n, scale, where)
         spec["from"] = f
         layers.append(spec)
         ch.append(c2)
