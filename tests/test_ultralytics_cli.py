@@ -51,3 +51,28 @@ def test_convert_errors(ckpt, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["convert", "ultralytics", str(src), "-o", str(src)]) == 2
     assert "overwrite the input" in capsys.readouterr().err
+
+
+def test_onnx_dynamic_decode_and_raw(tmp_path):
+    """Anchors and strides come from the feature-map shapes in the graph: any H, W and batch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from zooport.export.onnx import export_onnx
+
+    m = tiny_model()
+    sess = ort.InferenceSession(str(export_onnx(m, tmp_path / "dyn.onnx", dynamic=True)),
+                                providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 64, 96), (2, 3, 128, 64)]:
+        x = torch.rand(*shape)
+        out = sess.run(None, {"images": x.numpy()})[0]
+        with torch.no_grad():
+            ref = m(x).numpy()
+        assert out.shape == ref.shape and np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    raw = ort.InferenceSession(str(export_onnx(m, tmp_path / "raw.onnx", raw=True, imgsz=[64, 96])),
+                               providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        ref = m.raw(x)
+    for o, r in zip(raw.run(None, {"images": x.numpy()}), ref):
+        assert o.shape == tuple(r.shape) and np.abs(o - r.numpy()).max() < 1e-4
