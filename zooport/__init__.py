@@ -36,6 +36,8 @@ _API = {
     "save_darknet_weights": "zooport.converters.darknet:save_darknet_weights",
     "load_yolov5": "zooport.converters.yolov5:load_yolov5",
     "create_yolov5": "zooport.model_defs.yolov5:create_yolov5",
+    "load_ultralytics": "zooport.converters.ultralytics:load_ultralytics",
+    "create_ultralytics": "zooport.model_defs.ultralytics_yaml:create_ultralytics",
     "load_mmdet": "zooport.converters.mmdet:load_mmdet",
     "load_native": "zooport.converters.native:load_native",
     "save_native": "zooport.converters.native:save_native",

@@ -5,6 +5,7 @@ MODEL forms (``spec`` is a list of command-line words):
 * ``CFG WEIGHTS`` (or ``CFG`` alone) -> Darknet; ``load(cfg, weights)`` is the same as ``load([cfg, weights])``
 * ``FILE.safetensors`` or a ``.pt`` written by ``zooport convert`` -> native checkpoint
 * a YOLOv5 ``.pt`` (pickled ``models.yolo`` modules, read without unpickling code)
+* an Ultralytics YOLOv8 / YOLO11 ``.pt`` (pickled ``ultralytics.nn`` modules, read the same way)
 * an MMDetection ``.pth`` (``{"meta", "state_dict"}``), config taken from its meta or ``config=``
 * a zoo name or alias (``yolov4``, ``yolov5s.v7_coco``)
 
@@ -35,7 +36,7 @@ def _pickle_bytes(path: Path) -> bytes | None:
 
 
 def sniff_checkpoint(path: str | os.PathLike) -> str:
-    """Classify a ``.pt``/``.pth`` file as "native", "yolov5", "mmdet", "torchscript" or "unknown".
+    """Classify a ``.pt``/``.pth`` file as "native", "yolov5", "ultralytics", "mmdet", "torchscript" or "unknown".
 
     Reads the pickle opcodes only (``pickletools.genops``); nothing is executed.
     """
@@ -61,6 +62,8 @@ def sniff_checkpoint(path: str | os.PathLike) -> str:
         return "unknown"
     if "zooport_format" in strings:
         return "native"
+    if any(g.startswith("ultralytics.") for g in globals_) or any(s.startswith("ultralytics.nn") for s in strings):
+        return "ultralytics"
     if any(g.startswith(("models.yolo", "models.common")) for g in globals_) or {"models.yolo", "models.common"} & strings:
         return "yolov5"
     if "state_dict" in strings and "meta" in strings:
@@ -185,10 +188,14 @@ def load_model(spec, weights=None, *, names=None, config=None, num_classes: int 
         from .converters.yolov5 import load_yolov5
 
         return load_yolov5(p, names=names)
+    if kind == "ultralytics":
+        from .converters.ultralytics import load_ultralytics
+
+        return load_ultralytics(p, names=names)
     if kind == "mmdet":
         from .converters.mmdet import load_mmdet
 
         return load_mmdet(p, config, names=names)
     if kind == "torchscript":
         raise CheckpointError(f"{p}: TorchScript archives are not read (they carry code); export the weights instead")
-    raise CheckpointError(f"{p}: not a checkpoint zooport recognises (expected a zooport, YOLOv5 or MMDetection file)")
+    raise CheckpointError(f"{p}: not a checkpoint zooport recognises (expected a zooport, YOLOv5, Ultralytics or MMDetection file)")

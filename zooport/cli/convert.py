@@ -15,6 +15,7 @@ SOURCES = {
     "darknet": "zooport.cli.convert_darknet",
     "yolov5": "zooport.cli.convert_yolov5",
     "mmdet": "zooport.cli.convert_mmdet",
+    "ultralytics": "zooport.cli.convert_ultralytics",
 }
 # every target of --to; each source says which of them it writes
 TARGETS = ("pt", "safetensors", "darknet", "yolov5", "mmdet")

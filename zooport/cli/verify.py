@@ -43,7 +43,7 @@ def register(sub) -> None:
     r.add_argument("--batch", type=int, default=16, help="batch size (default 16; shapes rectangular batches)")
     r.add_argument("--workers", type=int, default=2, help="image loading threads (default 2)")
     r.add_argument("--conf", type=float, help="score threshold (default 0.001 YOLOv5 NMS, 0.005 Darknet)")
-    r.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.65 YOLOv5 NMS, 0.45 Darknet)")
+    r.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.65 YOLOv5 NMS, 0.7 Ultralytics YOLOv8/11, 0.45 Darknet)")
     r.add_argument("--max-det", type=int, default=300, help="max detections per image, YOLOv5 NMS (300)")
     r.add_argument("--preprocess", choices=["letterbox", "resize"], help="letterbox (YOLOv5) or resize (Darknet)")
     r.add_argument("--postprocess", choices=["yolov5", "darknet"], help="NMS flavour (default by family)")

@@ -2,7 +2,7 @@
 
 ``.pt`` form: a plain dict, loadable with ``torch.load(weights_only=True)``::
 
-    {"zooport_format": 1, "family": "darknet" | "yolov5" | "mmdet",
+    {"zooport_format": 1, "family": "darknet" | "yolov5" | "mmdet" | "ultralytics",
      "arch": {...JSON-serialisable, from model.native_arch()...},
      "meta": {...model.meta...}, "state_dict": {name: float32 tensor}}
 
@@ -30,6 +30,7 @@ FAMILIES = {
     "darknet": "zooport.model_defs.darknet:DarknetModel",
     "yolov5": "zooport.model_defs.yolov5:YOLOv5Model",
     "mmdet": "zooport.model_defs.mmdet:MMDetModel",
+    "ultralytics": "zooport.model_defs.ultralytics:UltralyticsModel",
 }
 
 

@@ -20,6 +20,9 @@ from .data import load_dataset
 from .runner import plan_batches, run_inference, shard_plan
 
 DEFAULTS = {"yolov5": {"conf": 0.001, "iou": 0.65}, "darknet": {"conf": 0.005, "iou": 0.45}}
+# families whose own validator uses other thresholds with the YOLOv5-style multi-label NMS
+# (Ultralytics YOLOv8/YOLO11 val: conf 0.001, iou 0.7, max_det 300; objectness is 1, so scores = class scores)
+FAMILY_DEFAULTS = {"ultralytics": {"conf": 0.001, "iou": 0.7}}
 
 
 def _resolve_model(model, names=None):
@@ -50,10 +53,11 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
         raise UsageError(f"batch must be >= 1, got {batch}")
     if backend not in ("torch", "onnxruntime"):
         raise UsageError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+    dflt = (FAMILY_DEFAULTS.get(getattr(model, "family", "")) if postprocess is None else None) or DEFAULTS[post]
     return {"preprocess": mode, "postprocess": post, "imgsz": imgsz, "stride": int(stride), "batch": int(batch),
             "rect": bool(rect and mode == "letterbox"),
-            "conf": float(DEFAULTS[post]["conf"] if conf is None else conf),
-            "iou": float(DEFAULTS[post]["iou"] if iou is None else iou), "max_det": int(max_det),
+            "conf": float(dflt["conf"] if conf is None else conf),
+            "iou": float(dflt["iou"] if iou is None else iou), "max_det": int(max_det),
             "backend": backend,
             # a name / YAML path as text, an in-memory {model name: dataset name} dict as is (JSON-able)
             "class_map": class_map if class_map is None or isinstance(class_map, dict) else str(class_map)}

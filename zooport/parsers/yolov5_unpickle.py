@@ -116,6 +116,27 @@ _TORCH_NN = {
     "torch.nn.modules.dropout": ["Dropout"],
     "torch.nn.modules.flatten": ["Flatten"],
 }
+# Ultralytics (YOLOv8 / YOLO11, package ``ultralytics``): module path -> class names recorded as stand-ins.
+# Task heads other than Detect are allowed so the reader can name them in an UnsupportedError.
+_ULTRALYTICS = {
+    "ultralytics.nn.tasks": "BaseModel DetectionModel SegmentationModel PoseModel OBBModel ClassificationModel "
+                            "WorldModel RTDETRDetectionModel".split(),
+    "ultralytics.nn.modules.conv": "Conv Conv2 DWConv LightConv GhostConv RepConv Concat Focus ConvTranspose "
+                                   "DWConvTranspose2d ChannelAttention SpatialAttention CBAM Index".split(),
+    "ultralytics.nn.modules.block": "DFL Proto Bottleneck C1 C2 C2f C3 C3x C3k C3k2 C2PSA C2fPSA PSABlock "
+                                    "Attention SPP SPPF SPPELAN ELAN1 RepNCSPELAN4 RepNCSP RepBottleneck ADown "
+                                    "AConv CBLinear CBFuse SCDown PSA C2fCIB CIB RepVGGDW GhostBottleneck C3Ghost "
+                                    "C3TR BottleneckCSP A2C2f ABlock AAttn HGStem HGBlock".split(),
+    "ultralytics.nn.modules.head": "Detect Segment Pose OBB Classify v10Detect WorldDetect RTDETRDecoder "
+                                   "YOLOEDetect YOLOESegment".split(),
+    "ultralytics.nn.modules.transformer": "TransformerLayer TransformerBlock MLP MLPBlock LayerNorm2d "
+                                          "AIFI".split(),
+    "ultralytics.utils": ["IterableSimpleNamespace"],
+    "ultralytics.yolo.utils": ["IterableSimpleNamespace"],  # 8.0.x trainers' ``args``
+}
+# 8.0.x pickles some classes under the flat package path ``ultralytics.nn.modules``
+_ULTRALYTICS["ultralytics.nn.modules"] = [n for k in ("conv", "block", "head", "transformer")
+                                          for n in _ULTRALYTICS[f"ultralytics.nn.modules.{k}"]]
 # YOLOv5's export-friendly activations (utils.activations) are recorded by name only.
 _YOLO_ACTS = "SiLU Hardswish Mish MemoryEfficientSwish MemoryEfficientMish FReLU".split()
 
@@ -186,6 +207,14 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
     return data
 
 
+def _make_size(dims=()):
+    """``torch.Size`` records (Ultralytics' cached ``Detect.shape``) become plain int tuples."""
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else None
+    if dims is None or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise CheckpointError("torch.Size record holds something other than integers")
+    return dims
+
+
 def _make_set(items=()):
     return set(items)
 
@@ -205,7 +234,7 @@ def resolve_global(module: str, name: str):
         return standin_class(full)
     if module == "utils.activations" and name in _YOLO_ACTS:
         return standin_class(full)
-    if name in _TORCH_NN.get(module, ()):
+    if name in _TORCH_NN.get(module, ()) or name in _ULTRALYTICS.get(module, ()):
         return standin_class(full)
     if module == "collections" and name == "OrderedDict":
         return collections.OrderedDict
@@ -225,6 +254,8 @@ def resolve_global(module: str, name: str):
             return _StorageType(name, _FLOAT_STORAGES[name])
         if name in _OTHER_STORAGES:
             return _StorageType(name, _OTHER_STORAGES[name])
+        if name == "Size":
+            return _make_size
         if name in ("float16", "float32", "float64", "bfloat16", "int64", "int32", "uint8", "bool"):
             return getattr(torch, name)
         if name in ("QInt8Storage", "QUInt8Storage", "QInt32Storage"):
@@ -232,7 +263,7 @@ def resolve_global(module: str, name: str):
     if module == "torch._tensor" and name == "_rebuild_from_type_v2":
         return _reject(f"tensor subclasses are not supported (global {full})")
     raise UnsafeCheckpointError(f"the pickle references global {full!r}, which is outside zooport's allowlist "
-                                f"of YOLOv5 module classes and tensor helpers; nothing was executed")
+                                f"of YOLOv5 / Ultralytics module classes and tensor helpers; nothing was executed")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
