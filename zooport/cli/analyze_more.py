@@ -40,19 +40,9 @@ def register_more(s) -> None:
 
 
 def load_coco_dict(args):
-    from pathlib import Path
+    from ..datasets.load import load_any
 
-    from ..datasets import formats as F
-
-    if args.coco:
-        p = Path(args.coco)
-        if p.suffix.lower() == ".json":
-            return F.read_coco(p)
-        from ..eval.data import _find_coco
-
-        img_dir, ann = _find_coco(p, None)
-        return F.read_coco(ann, img_dir)
-    return F.read_voc(args.voc, args.year, args.split)
+    return load_any(coco=args.coco, voc=args.voc, year=args.year, split=args.split)
 
 
 def _anchors(args) -> int:

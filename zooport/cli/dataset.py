@@ -19,7 +19,7 @@ def _dataset_args(p, ids=False) -> None:
     g.add_argument("--voc", metavar="DIR", help="VOCdevkit folder (or VOC<year>/ itself)")
     p.add_argument("--ann", metavar="FILE", help="COCO annotation JSON (default: found beside --coco)")
     p.add_argument("--year", default="2007", help="VOC year (default 2007)")
-    p.add_argument("--split", default="test", help="VOC split (default test)")
+    p.add_argument("--split", help="VOC split in ImageSets/Main (default: every annotation)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if ids:
@@ -75,9 +75,9 @@ def _convert(args) -> int:
 
 
 def _load(args):
-    from ..eval.data import load_dataset
+    from ..datasets.load import load_any
 
-    return load_dataset(coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split)
+    return load_any(coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split)
 
 
 def _browse(args) -> int:
