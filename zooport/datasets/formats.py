@@ -35,9 +35,22 @@ def _num(v, where):
 # ------------------------------------------------------------------------------------------ COCO
 
 
+def _guess_image_dir(ann_file: Path, images: list) -> Path:
+    """``../<split>/`` for ``annotations/instances_<split>.json``, else the json's folder or one of its
+    sub-folders, whichever holds the first listed image (the json's folder when none does)."""
+    split = ann_file.stem[len("instances_"):] if ann_file.stem.startswith("instances_") else ""
+    cands = [ann_file.parent.parent / split] if split else []
+    cands += [ann_file.parent] + sorted(p for p in ann_file.parent.iterdir() if p.is_dir())
+    first = str(images[0].get("file_name", "")) if images and isinstance(images[0], dict) else ""
+    for c in cands:
+        if c.is_dir() and first and (c / first).is_file():
+            return c
+    return cands[0] if split and cands[0].is_dir() else ann_file.parent
+
+
 def read_coco(ann_file, img_dir=None) -> dict:
-    """A COCO json, checked element by element; ``_path`` = ``img_dir / file_name`` (default: the
-    json's ``../<split>/`` folder as :mod:`zooport.eval.data` finds it, else beside the json)."""
+    """A COCO json, checked element by element; ``_path`` = ``img_dir / file_name`` (default:
+    :func:`_guess_image_dir`)."""
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise DatasetError(f"{ann_file}: COCO annotation file does not exist")
@@ -51,9 +64,7 @@ def read_coco(ann_file, img_dir=None) -> dict:
         if not isinstance(data.get(k), list):
             raise DatasetError(f"{ann_file}: missing or invalid '{k}' (expected a list)")
     if img_dir is None:
-        split = ann_file.stem[len("instances_"):] if ann_file.stem.startswith("instances_") else ""
-        cand = ann_file.parent.parent / split
-        img_dir = cand if split and cand.is_dir() else ann_file.parent
+        img_dir = _guess_image_dir(ann_file, data["images"])
     img_dir = Path(img_dir)
     cats, cat_ids = [], set()
     for i, c in enumerate(data["categories"]):

@@ -56,8 +56,6 @@ class Predictor:
     def __init__(self, model, *, imgsz=None, conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
                  classes=None, square: bool = False, backend: str = "torch", preprocess: str | None = None,
                  postprocess: str | None = None, names=None, resize_interp: str = "darknet"):
-        from ..eval.runner import make_backend
-
         self.model = _resolve(model, names)
         m = self.model
         self.pre = dict(getattr(m, "preprocess", None) or {})
@@ -91,12 +89,17 @@ class Predictor:
         self.backend = backend
         if backend not in ("torch", "onnxruntime"):
             raise UsageError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        if self.post == "mmdet":
-            if backend != "torch":
-                raise UsageError("predict runs MMDetection models with their own test_cfg: use backend 'torch'")
-            self.runner = None
-        else:
-            self.runner = make_backend(m, backend)
+        if self.post == "mmdet" and backend != "torch":
+            raise UsageError("predict runs MMDetection models with their own test_cfg: use backend 'torch'")
+        self._runner = None  # made on first use (a fused copy, or an ONNX export)
+
+    @property
+    def runner(self):
+        if self._runner is None and self.post != "mmdet":
+            from ..eval.runner import make_backend
+
+            self._runner = make_backend(self.model, self.backend)
+        return self._runner
 
     # --------------------------------------------------------------- preprocessing
     def preprocess(self, img: np.ndarray):
