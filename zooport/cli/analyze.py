@@ -39,10 +39,8 @@ def register(sub) -> None:
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     m.add_argument("--names", metavar="FILE", help="class names file for a Darknet MODEL")
     m.set_defaults(func=_model)
-    try:
-        from .analyze_more import register_more
-    except ImportError:  # pragma: no cover
-        return
+    from .analyze_more import register_more
+
     register_more(s)
 
 

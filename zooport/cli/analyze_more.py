@@ -32,10 +32,8 @@ def register_more(s) -> None:
     a.add_argument("--json", action="store_true", help="print the result as JSON")
     a.add_argument("--names", metavar="FILE", help="class names file for a Darknet MODEL")
     a.set_defaults(func=_anchors)
-    try:
-        from .analyze_extra import register_extra
-    except ImportError:  # pragma: no cover
-        return
+    from .analyze_extra import register_extra
+
     register_extra(s)
 
 

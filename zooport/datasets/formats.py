@@ -16,7 +16,6 @@ Errors name the file and the element (``annotations[12]``, ``object 3``, ``line 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -54,15 +53,9 @@ def read_coco(ann_file, img_dir=None) -> dict:
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise DatasetError(f"{ann_file}: COCO annotation file does not exist")
-    try:
-        data = json.loads(ann_file.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{ann_file}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{ann_file}: expected a JSON object with images, annotations, categories")
-    for k in ("images", "annotations", "categories"):
-        if not isinstance(data.get(k), list):
-            raise DatasetError(f"{ann_file}: missing or invalid '{k}' (expected a list)")
+    from ..eval.data import read_coco_json
+
+    data = read_coco_json(ann_file)
     if img_dir is None:
         img_dir = _guess_image_dir(ann_file, data["images"])
     img_dir = Path(img_dir)

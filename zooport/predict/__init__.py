@@ -1,27 +1,6 @@
-"""See what a model does on pictures and videos: ``predict`` -> :class:`Detections`, ``draw``.
+"""See what a model does on pictures and videos.
 
-Light at import (names resolve lazily); torch and cv2 load on first use.
+:func:`zooport.predict` (:mod:`.api`) returns :class:`~.detections.Detections`; :func:`zooport.draw`
+(:mod:`.draw`) draws them; :mod:`.run` is the ``zooport predict`` loop over files, folders, globs and
+videos (:mod:`.sources`), writing through :mod:`.outputs`. Nothing here is imported by ``import zooport``.
 """
-from __future__ import annotations
-
-import importlib
-
-_API = {
-    "predict": "zooport.predict.api:predict",
-    "Predictor": "zooport.predict.api:Predictor",
-    "Detections": "zooport.predict.detections:Detections",
-    "draw": "zooport.predict.draw:draw",
-    "class_color": "zooport.predict.draw:class_color",
-}
-
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str):
-    try:
-        module, attr = _API[name].split(":")
-    except KeyError:
-        raise AttributeError(f"module 'zooport.predict' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
