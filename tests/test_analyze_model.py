@@ -63,6 +63,9 @@ def test_darknet_model_table_yolov3_tiny():
     assert res["convention"] == "darknet" and abs(res["flops"] / 1e9 - tot["yolov3-tiny.cfg"]) < 5e-4
     assert res["params"] == 8852366 and res["layers"][0]["shape"] == [16, 416, 416]
     assert res["layers"][0]["params"] == 16 * 27 + 4 * 16
+    z = analyze_layers(m, convention="zooport")  # 2 x MACs: the convolutions only
+    assert z["flops"] == sum(r["flops"] for r in res["layers"] if r["type"] == "convolutional")
+    assert z["layers"][1]["flops"] == 0 and res["layers"][1]["flops"] == 2 * 2 * 16 * 208 * 208  # maxpool
 
 
 def _flops_tsv():

@@ -107,6 +107,7 @@ def _images(d):
     cv2.imwrite(str(d / "a.jpg"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
     cv2.imwrite(str(d / "b.png"), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     (d / "broken.jpg").write_bytes(b"not a jpeg")
+    (d / "broken.mp4").write_bytes(b"not a video either")
     v = cv2.VideoWriter(str(d / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (80, 64))
     for k in range(7):
         v.write(np.full((64, 80, 3), 30 * k, np.uint8))
@@ -121,11 +122,11 @@ def test_cli_images_video_json_txt_and_bad_inputs(tmp_path, tiny_model, capsys):
     _images(src)
     out = tmp_path / "out"
     rc = main(["predict", str(tiny_model), str(src / "a.jpg"), str(src / "broken.jpg"), str(tmp_path / "nope.jpg"),
-               str(src / "*.png"), str(src / "clip.mp4"), "-o", str(out), "--imgsz", "64", "--save-json",
+               str(src / "*.png"), str(src / "clip.mp4"), str(src / "broken.mp4"), "-o", str(out), "--imgsz", "64", "--save-json",
                "--save-txt", "--save-conf", "--no-progress"])
     cap = capsys.readouterr()
-    assert rc == 1  # two unreadable inputs, reported and skipped; the rest written
-    assert "broken.jpg" in cap.err and "nope.jpg" in cap.err
+    assert rc == 1  # three unreadable inputs, reported and skipped; the rest written
+    assert "broken.jpg" in cap.err and "nope.jpg" in cap.err and "broken.mp4" in cap.err
     assert "speed per image" in cap.out and "ms inference" in cap.out
     for name in ("a.png", "b.png"):
         im = cv2.imread(str(out / name))
@@ -211,5 +212,21 @@ def test_import_zooport_stays_light():
     code = ("import sys, zooport; zooport.__dict__.get('x'); "
             "import zooport.predict, zooport.cli.predict; "
             "bad=[m for m in ('torch','cv2','matplotlib') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("argv", [["predict"], ["dataset"], ["dataset", "convert"], ["dataset", "browse"],
+                                  ["dataset", "stats"], ["analyze"], ["analyze", "model"], ["analyze", "anchors"],
+                                  ["analyze", "features"], ["analyze", "assign"], ["analyze", "loss"]])
+def test_every_new_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--help"])
+    assert e.value.code == 0 and "usage: zooport" in capsys.readouterr().out
+
+
+def test_cli_parser_stays_light():
+    code = ("import sys; from zooport.cli.main import build_parser; build_parser(); "
+            "bad=[m for m in ('torch','cv2','matplotlib','numpy') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

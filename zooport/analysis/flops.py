@@ -83,14 +83,25 @@ def darknet_layer_flops(lp) -> float:
     oc, oh, ow = lp.out_shape
     a = lp.attrs
     if lp.type == "convolutional":
-        size = int(a.get("size", 1))
-        f = 2.0 * oc * size * size * (c // int(a.get("groups", 1) or 1)) * oh * ow
+        f = _darknet_macs2(lp)
         return f / 32 if a.get("xnor") else f  # Darknet counts a binary (xnor) convolution as 1/32
     if lp.type in ("maxpool", "local_avgpool"):
         size = int(a.get("size", a.get("stride", 1)))
         return float(size * size * c * oh * ow)  # input channels, also with maxpool_depth
     if lp.type == "shortcut":
         return float(oh * ow * oc * max(1, len(lp.inputs) - 1))
+    return 0.0
+
+
+def _darknet_macs2(lp) -> float:
+    """2 x multiply-adds of a Darknet layer (the ``zooport`` convention): convolutional (binary ones too)
+    and connected layers; everything else 0."""
+    if lp.type == "convolutional":
+        c, oc, (_, oh, ow) = lp.in_shape[0], lp.out_shape[0], lp.out_shape
+        size, groups = int(lp.attrs.get("size", 1)), int(lp.attrs.get("groups", 1) or 1)
+        return 2.0 * oc * size * size * (c // groups) * oh * ow
+    if lp.type == "connected":
+        return 2.0 * math.prod(lp.in_shape) * math.prod(lp.out_shape)
     return 0.0
 
 
@@ -113,6 +124,16 @@ def analyze_layers(model, imgsz=None, convention: str | None = None) -> dict:
     hw = [int(v) for v in (getattr(model, "input_size", None) or [640, 640])]
     if imgsz is not None:
         hw = [int(imgsz), int(imgsz)] if isinstance(imgsz, int) else [int(v) for v in imgsz][:2]
+    if is_dk and convention != "darknet":  # Darknet layers compute functionally: counted from the plan
+        if convention == "yolov5":
+            raise UsageError("the yolov5 FLOPs convention is for YOLOv5 models; Darknet models: darknet or zooport")
+        if hw != [int(v) for v in model.input_size]:
+            raise UsageError(f"Darknet models are analysed at the cfg's own size {model.input_size}")
+        layers = [{"index": lp.index, "type": lp.type, "shape": list(lp.out_shape),
+                   "params": int(sum(math.prod(s) for _n, s in lp.params)), "flops": _darknet_macs2(lp)}
+                  for lp in model.plan]
+        return {"params": _params(model), "flops": sum(r["flops"] for r in layers), "convention": convention,
+                "imgsz": hw, "layers": layers}
     if convention == "darknet":
         if not is_dk:
             raise UsageError("the darknet FLOPs convention needs a Darknet model (it reads the layer plan)")
