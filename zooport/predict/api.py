@@ -81,7 +81,8 @@ class Predictor:
             raise UsageError(f"max_det must be >= 1, got {max_det}")
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         self.classes = None if classes is None else [int(c) for c in classes]
-        self.square = bool(square)
+        # Darknet's letter_box=1 models: boxes are corrected for Darknet's square network input
+        self.square = bool(square) or self.post == "darknet"
         if resize_interp not in ("darknet", "opencv"):
             raise UsageError(f"resize_interp must be 'darknet' or 'opencv', got {resize_interp!r}")
         self.resize_interp = resize_interp
