@@ -230,3 +230,23 @@ def test_cli_parser_stays_light():
             "bad=[m for m in ('torch','cv2','matplotlib','numpy') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mmdet_keep_ratio_pipeline_runs():
+    """MMDetection family: keep-ratio resize, normalisation, padding to 32, the model's own test_cfg; boxes in
+    original pixels (the golden FCOS has random weights, so only the geometry is checked)."""
+    import zooport
+    from zooport.converters.mmdet import load_mmdet
+    from zooport.predict.api import Predictor
+
+    f = asset("golden/mmdet/fcos_r18s_fpn")
+    m = load_mmdet(f / "fcos_r18s_fpn.pth", f / "config.json")
+    p = Predictor(m, imgsz=320, conf=0.05, max_det=50)
+    img = _read_image(asset("zoo/images/bus.jpg"))
+    x, to_image = p.preprocess(img)
+    assert x.shape == (1, 3, 320, 256)  # 1080x810 -> 320x240, padded to a multiple of 32
+    assert np.allclose(to_image(np.array([[0, 0, 240, 320]], np.float32)), [[0, 0, 810, 1080]], atol=0.5)
+    d = p(img)
+    assert 0 < len(d) <= 50 and (d.scores >= 0.05).all() and (d.classes < 80).all()
+    with pytest.raises(zooport.UsageError):
+        Predictor(m, backend="onnxruntime")
