@@ -46,6 +46,9 @@ _API = {
     "export_onnx": "zooport.export.onnx:export_onnx",
     "verify": "zooport.eval.verify:verify",
     "non_max_suppression": "zooport.postprocess:non_max_suppression",
+    "predict": "zooport.predict.api:predict",
+    "draw": "zooport.predict.draw:draw",
+    "Detections": "zooport.predict.detections:Detections",
 }
 
 __all__ = sorted(_API) + ["ZooportError", "__version__"]

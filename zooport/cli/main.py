@@ -24,6 +24,9 @@ VERBS = {
     "info": "zooport.cli.info",
     "list": "zooport.cli.zoo",
     "fetch": "zooport.cli.zoo",
+    "predict": "zooport.cli.predict",
+    "dataset": "zooport.cli.dataset",
+    "analyze": "zooport.cli.analyze",
 }
 
 

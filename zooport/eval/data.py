@@ -102,8 +102,8 @@ def _find_coco(coco_dir: Path, ann: Path | None) -> tuple[Path, Path]:
     )
 
 
-def load_coco(coco_dir, ann=None) -> Dataset:
-    img_dir, ann_file = _find_coco(Path(coco_dir), Path(ann) if ann else None)
+def read_coco_json(ann_file) -> dict:
+    """A COCO annotation file as a dict whose 'images', 'annotations', 'categories' are lists."""
     try:
         with open(ann_file, "rb") as f:
             data = json.load(f)
@@ -114,6 +114,12 @@ def load_coco(coco_dir, ann=None) -> Dataset:
     for k in ("images", "annotations", "categories"):
         if not isinstance(data.get(k), list):
             raise DatasetError(f"{ann_file}: missing or invalid key '{k}' (expected a list)")
+    return data
+
+
+def load_coco(coco_dir, ann=None) -> Dataset:
+    img_dir, ann_file = _find_coco(Path(coco_dir), Path(ann) if ann else None)
+    data = read_coco_json(ann_file)
     if not data["images"]:
         raise DatasetError(f"{ann_file}: 'images' is empty: nothing to evaluate")
     cats = sorted(data["categories"], key=lambda c: c.get("id", 0))

@@ -67,8 +67,10 @@ def load_resize(img_bgr: np.ndarray, imgsz: int) -> np.ndarray:
     return img_bgr
 
 
-def letterbox(img: np.ndarray, new_shape, pad_value: int = PAD_VALUE, scaleup: bool = False):
-    """YOLOv5 ``letterbox(auto=False)`` onto ``new_shape`` (h, w).
+def letterbox(img: np.ndarray, new_shape, pad_value: int = PAD_VALUE, scaleup: bool = False,
+              auto: bool = False, stride: int = 32):
+    """YOLOv5 ``letterbox`` onto ``new_shape`` (h, w); with ``auto`` (YOLOv5 ``detect.py``'s default) the
+    padding shrinks to the minimal rectangle: each side padded only to the next multiple of ``stride``.
 
     Returns ``(image, ratio, (pad_w, pad_h))`` where ratio is the resize gain
     and pads are the (fractional) left/top offsets YOLOv5 records.
@@ -82,7 +84,10 @@ def letterbox(img: np.ndarray, new_shape, pad_value: int = PAD_VALUE, scaleup: b
     if not scaleup:
         r = min(r, 1.0)
     new_unpad = int(round(shape[1] * r)), int(round(shape[0] * r))
-    dw, dh = (new_shape[1] - new_unpad[0]) / 2, (new_shape[0] - new_unpad[1]) / 2
+    dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
+    if auto:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
     if shape[::-1] != new_unpad:
         img = cv2.resize(img, new_unpad, interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
