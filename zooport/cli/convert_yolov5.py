@@ -34,7 +34,7 @@ def _default_output(ckpt, fmt):
 def _run(args) -> int:
     from pathlib import Path
 
-    from .._io import atomic_path
+    from .._io import save_torch
     from ..errors import UsageError
 
     fmt = args.format
@@ -56,11 +56,8 @@ def _run(args) -> int:
         model = load_yolov5(args.checkpoint)
         bar.update(1)
         if fmt == "yolov5":
-            import torch
-
             sd = {k: v.float() if v.is_floating_point() else v for k, v in to_yolov5_state_dict(model).items()}
-            with atomic_path(out) as tmp:
-                torch.save(sd, tmp)
+            save_torch(sd, out)
         else:
             from ..converters.native import save_native
 

@@ -27,7 +27,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .._io import atomic_path
+from .._io import atomic_write, check_output
 from ..errors import ExportError, UsageError
 
 MIN_OPSET, MAX_OPSET = 11, 20
@@ -241,20 +241,13 @@ def export_onnx(model, path: str | os.PathLike, *, imgsz=None, batch: int = 1, d
     ``nms``/``raw``: output mode (module doc); ``conf``/``iou``/``max_det``:
     NMS settings; ``half``: float16 weights, input and outputs.
     Raises :class:`UsageError` for bad arguments, :class:`ExportError` when
-    tracing or checking fails; no file is left at ``path`` in either case.
+    tracing or checking fails, :class:`~zooport.errors.WriteError` when the file
+    cannot be written; no file is left at ``path`` in any case.
     """
-    import onnx
-
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir():  # fail before the (slow) trace, with atomic_path's wording
-        raise UsageError(f"{path}: " + ("is a directory, expected a file path to write" if path.is_dir()
-                                        else f"output directory {parent} does not exist"))
+    check_output(path)  # a directory, socket, missing folder ... fails before the (slow) trace
     proto = build_onnx(model, imgsz=imgsz, batch=batch, dynamic=dynamic, nms=nms, conf=conf, iou=iou,
                        max_det=max_det, opset=opset, half=half, raw=raw)
-    try:
-        with atomic_path(path) as tmp:
-            onnx.save_model(proto, str(tmp))
-    except OSError as e:
-        raise ExportError(f"{path}: could not write the ONNX file ({e})") from e
+    with atomic_write(path, "wb") as f:  # OSError -> WriteError naming path, nothing left behind
+        f.write(proto.SerializeToString())
     return path
