@@ -11,12 +11,11 @@ from zooport.cli.main import main
 
 @pytest.fixture(scope="module")
 def darknet_pair(tmp_path_factory):
-    from zooport.cli.demo import bundled_cfg, randomize_
+    from zooport.cli.demo import bundled_cfg
     from zooport.converters.darknet import load_darknet, save_darknet_weights
 
     d = tmp_path_factory.mktemp("cli")
-    m = load_darknet(bundled_cfg())
-    randomize_(m, seed=1)
+    m = load_darknet(bundled_cfg(), random_weights=True, seed=1)
     save_darknet_weights(m, d / "t.weights")
     return str(bundled_cfg()), str(d / "t.weights"), d
 

@@ -2,7 +2,7 @@
 
 MODEL forms (``spec`` is a list of command-line words):
 
-* ``CFG WEIGHTS`` (or ``CFG`` alone: weights left at their initial values) -> Darknet
+* ``CFG WEIGHTS`` -> Darknet (``CFG`` alone only with ``random_weights=True``: seeded random parameters)
 * ``FILE.safetensors`` or a ``.pt`` written by ``zooport convert`` -> native checkpoint
 * a YOLOv5 ``.pt`` (pickled ``models.yolo`` modules, read without unpickling code)
 * an MMDetection ``.pth`` (``{"meta", "state_dict"}``), config taken from its meta or ``config=``
@@ -68,8 +68,13 @@ def sniff_checkpoint(path: str | os.PathLike) -> str:
     return "unknown"
 
 
-def load_model(spec, *, names: str | None = None, config: str | None = None):
-    """Load a :class:`~zooport.model_defs.base.Detector` from a MODEL spec (see module doc)."""
+def load_model(spec, *, names: str | None = None, config: str | None = None,
+               random_weights: bool = False, seed: int = 0):
+    """Load a :class:`~zooport.model_defs.base.Detector` from a MODEL spec (see module doc).
+
+    ``random_weights``/``seed``: a Darknet ``CFG`` alone gets seeded random parameters (the CLI's
+    ``--random-weights``); without it a cfg alone is refused, never run on uninitialised memory.
+    """
     if isinstance(spec, (str, os.PathLike)):
         spec = [str(spec)]
     spec = [str(s) for s in spec]
@@ -79,7 +84,10 @@ def load_model(spec, *, names: str | None = None, config: str | None = None):
     if paths[0].suffix == ".cfg":
         from .converters.darknet import load_darknet
 
-        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names)
+        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names,
+                            random_weights=random_weights, seed=seed)
+    if random_weights:
+        raise UsageError(f"{spec[0]}: random weights apply to a Darknet cfg alone, not to a checkpoint or zoo name")
     if len(spec) == 2:
         raise UsageError(f"two words given for MODEL but the first is not a Darknet .cfg: {spec}")
     p = paths[0]

@@ -52,7 +52,7 @@ def _run(args) -> int:
 
     from ..converters.yolov5 import load_yolov5, to_yolov5_state_dict
 
-    with tqdm(total=2, desc="convert yolov5", unit="step", leave=False) as bar:
+    with tqdm(total=2, desc="convert yolov5", unit="step", leave=False, disable=None) as bar:  # terminal only
         model = load_yolov5(args.checkpoint)
         bar.update(1)
         if fmt == "yolov5":

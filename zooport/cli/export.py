@@ -15,6 +15,8 @@ outputs: default 'output' (B, N, 4+1+nc) xywh pixels, objectness, class scores;
 def register(sub) -> None:
     import argparse
 
+    from .model_args import add_random_weights
+
     p = sub.add_parser(
         "export",
         help="export a model to ONNX (onnxruntime / OpenCV 5 ready)",
@@ -43,6 +45,7 @@ def register(sub) -> None:
     p.add_argument("--half", action="store_true", help="float16 weights, input and outputs")
     p.add_argument("--names", metavar="FILE", help="class names file (Darknet models)")
     p.add_argument("--config", metavar="FILE", help="MMDetection config (when not in the checkpoint)")
+    add_random_weights(p)
     p.add_argument("--check", action="store_true",
                    help="after export, run onnxruntime on a random input and print the parity with PyTorch")
     p.set_defaults(func=_run)
@@ -61,9 +64,11 @@ def _run(args) -> int:
     from ..loading import load_model
 
     steps = ["load", "export"] + (["check"] if args.check else [])
-    bar = tqdm(total=len(steps), desc="export onnx", unit="step", leave=False)
+    bar = tqdm(total=len(steps), desc="export onnx", unit="step", leave=False, disable=None)  # terminal only
     t0 = time.perf_counter()
-    model = load_model(args.model, names=args.names, config=args.config)
+    from .model_args import model_kwargs
+
+    model = load_model(args.model, names=args.names, config=args.config, **model_kwargs(args))
     bar.update()
     path = export_onnx(model, args.output, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
                        nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, opset=args.opset,
