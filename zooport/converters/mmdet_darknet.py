@@ -240,7 +240,7 @@ def write_darknet_weights(path, mmdet_sd: dict, model_cfg: dict | None = None, h
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(items, desc="writing .weights", unit="tensor", leave=False)
+        it = tqdm(items, desc="writing .weights", unit="tensor", leave=False, disable=None)  # terminal only
     with atomic_write(path, "wb") as f:
         f.write(blob)
         for _, t in it:
