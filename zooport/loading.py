@@ -29,7 +29,9 @@ def _pickle_bytes(path: Path) -> bytes | None:
             pkls = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
             if not pkls:
                 return b""
-            return zf.read(pkls[0])
+            from .parsers.torch_zip import read_member
+
+            return read_member(zf, pkls[0], path, what="data.pkl")  # stored only: no zip bomb
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise CheckpointError(f"{path}: broken zip archive ({e})") from None
 
