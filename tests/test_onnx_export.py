@@ -216,3 +216,25 @@ def test_bad_arguments(toy, tmp_path, kw, msg):
 def test_missing_output_dir(toy, tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         export_onnx(toy, tmp_path / "nope" / "x.onnx")
+
+
+def _out_dims(path):
+    """graph.output -> {name: [int or dim name]} as declared in the file."""
+    return {o.name: [d.dim_param if d.HasField("dim_param") else d.dim_value for d in o.type.tensor_type.shape.dim]
+            for o in onnx.load(str(path)).graph.output}
+
+
+def test_output_dims_concrete_when_static_named_when_dynamic(exports):
+    # 64x96 input, strides 8 and 16, 2 anchors: 2 * (8*12 + 4*6) = 240 rows of 5 + 3 classes
+    assert _out_dims(exports["default"]) == {"output": [1, 240, 8]}
+    assert _out_dims(exports["half"]) == {"output": [1, 240, 8]}
+    assert _out_dims(exports["raw"]) == {"raw0": [1, 16, 8, 12], "raw1": [1, 16, 4, 6]}
+    assert _out_dims(exports["nms"]) == {"num_dets": [1, 1], "boxes": [1, 50, 4], "scores": [1, 50],
+                                         "classes": [1, 50]}
+    assert _out_dims(exports["dyn"]) == {"output": ["batch", "anchors", 8]}
+    assert _out_dims(exports["rawdyn"]) == {"raw0": ["batch", 16, "raw0_height", "raw0_width"],
+                                            "raw1": ["batch", 16, "raw1_height", "raw1_width"]}
+    assert _out_dims(exports["nmsdyn"]) == {"num_dets": ["batch", 1], "boxes": ["batch", 50, 4],
+                                            "scores": ["batch", 50], "classes": ["batch", 50]}
+    inp = onnx.load(str(exports["dyn"])).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in inp] == ["batch", 3, "height", "width"]
