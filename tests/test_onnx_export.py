@@ -238,3 +238,40 @@ def test_output_dims_concrete_when_static_named_when_dynamic(exports):
                                             "scores": ["batch", 50], "classes": ["batch", 50]}
     inp = onnx.load(str(exports["dyn"])).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in inp] == ["batch", 3, "height", "width"]
+
+
+def test_export_copies_the_model_and_leaves_it_alone(tmp_path):
+    """export_onnx traces a CPU copy: the caller's tensors, mode and (unfused) layers are untouched."""
+    from zooport.export.onnx import cpu_copy
+
+    m = ToyDetector(seed=7).train()
+    before = {k: (v.data_ptr(), v.clone()) for k, v in m.state_dict().items()}
+    export_onnx(m, tmp_path / "t.onnx")
+    assert m.training and not m.fused
+    after = m.state_dict()
+    assert all(after[k].data_ptr() == p and torch.equal(after[k], v) for k, (p, v) in before.items())
+    c = cpu_copy(m)
+    ptrs = {v.data_ptr() for v in m.state_dict().values()}
+    assert all(v.device.type == "cpu" and v.data_ptr() not in ptrs for v in c.state_dict().values())
+    assert all(torch.equal(c.state_dict()[k], v) for k, v in m.state_dict().items())
+    assert all(a.requires_grad == b.requires_grad for a, b in zip(c.parameters(), m.parameters()))
+
+
+def test_meta_model_is_an_export_error(tmp_path):
+    with torch.device("meta"):
+        m = ToyDetector()
+    with pytest.raises(ExportError, match="'meta' device"):
+        export_onnx(m, tmp_path / "meta.onnx")
+    assert next(m.parameters()).is_meta and not (tmp_path / "meta.onnx").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_exports_from_a_cpu_copy(tmp_path):
+    m = ToyDetector(seed=7).eval()
+    ref = export_onnx(m, tmp_path / "cpu.onnx")
+    m.cuda()
+    got = export_onnx(m, tmp_path / "cuda.onnx")
+    assert next(m.parameters()).is_cuda  # not moved
+    x = _x(1, 64, 96)
+    a, b = run_ort(ort_session(ref), x), run_ort(ort_session(got), x)
+    assert all(np.array_equal(a[k], b[k]) for k in a)

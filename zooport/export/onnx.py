@@ -11,7 +11,8 @@ float32, or float16 with ``half=True``):
   ``num_dets`` (B, 1) int64, ``boxes`` (B, max_det, 4) xyxy, ``scores``
   (B, max_det), ``classes`` (B, max_det) int64.
 
-The model is deep-copied and Conv+BN-fused first; the trace uses the legacy
+The model is deep-copied to the CPU (a CUDA model too; the caller's model
+is not moved or changed) and Conv+BN-fused first; the trace uses the legacy
 TorchScript exporter (``dynamo=False``: fast, and it keeps shape arithmetic
 foldable for static exports, which OpenCV's importer needs). The file carries
 the model's metadata as ``metadata_props`` (JSON values), passes
@@ -137,6 +138,29 @@ def _set_output_dims(proto, dims: list[list]) -> None:
                 dim.dim_value = int(v)
 
 
+def cpu_copy(model):
+    """A deep copy of ``model`` with every tensor on the CPU, made without a second copy on the
+    model's own device (a CUDA model is copied tensor by tensor to host memory); ``model`` itself is
+    not touched (device, mode, fusion). Raises :class:`ExportError` for tensors without data (meta)."""
+    import torch
+
+    memo: dict = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) in memo:
+            continue
+        if t.is_meta:
+            raise ExportError("the model has tensors on the 'meta' device (no data); load its weights before exporting")
+        data = t.detach().to("cpu", copy=True)
+        memo[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) \
+            else data
+    m = copy.deepcopy(model, memo)
+    for mod in m.modules():  # unregistered tensor attributes (cached grids ...) follow too
+        for k, v in list(vars(mod).items()):
+            if isinstance(v, torch.Tensor) and v.device.type != "cpu":
+                setattr(mod, k, v.to("cpu"))
+    return m
+
+
 def _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset):
     if nms and raw:
         raise UsageError("export: --nms and --raw are mutually exclusive")
@@ -238,7 +262,7 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
     imgsz = _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset)
     mode = "nms" if nms else "raw" if raw else "default"
     try:
-        m = copy.deepcopy(model).eval()
+        m = cpu_copy(model).eval()  # traced on the CPU whatever the model's device; the user's model stays as is
         m.fuse()
         x = torch.rand(int(batch), 3, imgsz[0], imgsz[1], generator=torch.Generator().manual_seed(0))
         wrapper = _export_module(m, mode, conf, iou, max_det).eval()
