@@ -62,7 +62,7 @@ def _default_output(weights: str, fmt: str, classes) -> Path:
 
 
 def _run(args) -> int:
-    from ..errors import UsageError, ZooportError
+    from ..errors import UsageError
 
     fmt = _pick_format(args)
     out = Path(args.output) if args.output else _default_output(args.weights, fmt, args.classes)
@@ -73,10 +73,7 @@ def _run(args) -> int:
             raise UsageError(f"{out}: output would overwrite the input weights; choose another -o")
     except OSError:
         pass
-    try:
-        return _convert(args, fmt, out)
-    except OSError as e:  # e.g. disk full while writing: atomic_write already removed the temp file
-        raise ZooportError(f"{out}: cannot write output: {e.strerror or e}") from None
+    return _convert(args, fmt, out)  # a failed write is a WriteError from the writer itself (zooport._io)
 
 
 def _convert(args, fmt: str, out: Path) -> int:
