@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 from pathlib import Path
 
@@ -186,25 +187,22 @@ def test_broken_files_rejected(tmp_path):
         assert name in str(ei.value) or "valid.pt" in str(ei.value), str(ei.value)
 
 
-class _ShrinkPickler(pickle._Pickler):
-    """Writes storage records that claim fewer elements than the tensor view needs."""
+def _claiming_pickle(numel: int):
+    """A pickle module for torch.save whose storage records claim ``numel`` elements, whatever they hold."""
 
-    def save_pers(self, pid):
-        if isinstance(pid, tuple) and pid and pid[0] == "storage":
-            pid = pid[:4] + (2,) + pid[5:]
-        super().save_pers(pid)
+    class _Pickler(pickle._Pickler):
+        def save_pers(self, pid):
+            if isinstance(pid, tuple) and pid and pid[0] == "storage":
+                pid = pid[:4] + (numel,) + pid[5:]
+            super().save_pers(pid)
 
-
-class _ShrinkPickle:
-    __name__ = "shrink_pickle"
-    Pickler = _ShrinkPickler
-    dump = staticmethod(pickle.dump)
+    return types.SimpleNamespace(__name__=f"claim{numel}_pickle", Pickler=_Pickler, dump=pickle.dump)
 
 
 def test_tensor_larger_than_storage_rejected(tmp_path):
     """The record and the member agree on 2 elements, the tensor view needs 100: the view bound catches it."""
     p = tmp_path / "oob_src.pt"
-    torch.save({"model": torch.zeros(10, 10)}, p, pickle_module=_ShrinkPickle, pickle_protocol=2)
+    torch.save({"model": torch.zeros(10, 10)}, p, pickle_module=_claiming_pickle(2), pickle_protocol=2)
     bad = tmp_path / "oob.pt"
     _rewrite_zip(p, bad, patch=lambda n, d: d[:8] if "/data/" in n else d)
     with pytest.raises(CheckpointError, match="needs 100 elements but its storage holds 2"):
@@ -273,24 +271,10 @@ def test_storage_member_larger_than_needed_rejected_fast(tmp_path):
     assert time.perf_counter() - t0 < 1.0
 
 
-class _GrowPickler(pickle._Pickler):
-    """Legacy storage records that claim 8000 elements each (32 KB, each alone less than the file)."""
-
-    def save_pers(self, pid):
-        if isinstance(pid, tuple) and pid and pid[0] == "storage":
-            pid = pid[:4] + (8000,) + pid[5:]
-        super().save_pers(pid)
-
-
-class _GrowPickle:
-    __name__ = "grow_pickle"
-    Pickler = _GrowPickler
-    dump = staticmethod(pickle.dump)
-
-
 def test_legacy_storage_claims_bounded_together(tmp_path):
+    """Legacy records claiming 8000 elements (32 KB) each: each alone fits in the file, together they do not."""
     p = tmp_path / "claims.pt"
-    torch.save({"model": [torch.zeros(5000) for _ in range(10)]}, p, pickle_module=_GrowPickle, pickle_protocol=2,
+    torch.save({"model": [torch.zeros(5000) for _ in range(10)]}, p, pickle_module=_claiming_pickle(8000), pickle_protocol=2,
                _use_new_zipfile_serialization=False)
     assert p.stat().st_size > 32000  # every single claim fits in the file; together they do not
     with pytest.raises(CheckpointError, match="more than the file holds"):
