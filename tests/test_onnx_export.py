@@ -275,3 +275,7 @@ def test_cuda_model_exports_from_a_cpu_copy(tmp_path):
     x = _x(1, 64, 96)
     a, b = run_ort(ort_session(ref), x), run_ort(ort_session(got), x)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    from zooport.export.checks import check_export
+
+    lines = check_export(m, got, mode="default")
+    assert not any("FAIL" in line for line in lines) and next(m.parameters()).is_cuda

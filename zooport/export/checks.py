@@ -151,6 +151,10 @@ def check_export(model, path, *, mode: str, conf: float = 0.25, iou: float = 0.4
         return [f"  {'ok  ' if r.ok else 'FAIL'} {prefix}{r.name:10s} {str(r.shape):18s} max abs err {r.max_abs_err:.3g}"
                 for r in results]
 
+    if any(t.device.type != "cpu" for t in model.parameters()):
+        from .onnx import cpu_copy
+
+        model = cpu_copy(model)  # the reference runs where onnxruntime's input lives; the caller's model stays
     model = model.eval()
     if mode == "nms":
         import onnxruntime as ort
