@@ -141,3 +141,24 @@ def test_oserror_in_block_is_write_error_and_leaves_nothing(tmp_path):
             f.write(b"partial")
             raise OSError(28, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_convert_to_devices(tmp_path, capsys):
+    """The issue's case: ``convert ... -o /dev/full`` replaced the device; now /dev/null is written through
+    (exit 0) and /dev/full fails with one error line (exit 2); both stay character devices."""
+    import zooport
+    from zooport.cli.main import main
+    from zooport.converters.darknet import load_darknet, save_darknet_weights
+
+    cfg = os.path.join(os.path.dirname(zooport.__file__), "cfgs", "darknet", "yolov3-tiny.cfg")
+    w = tmp_path / "t.weights"
+    save_darknet_weights(load_darknet(cfg, random_weights=True), w)
+    assert main(["convert", "darknet", cfg, str(w), "-o", "/dev/null"]) == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    if os.path.exists("/dev/full"):
+        capsys.readouterr()
+        assert main(["convert", "darknet", cfg, str(w), "-o", "/dev/full"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("zooport: error: /dev/full: cannot write output: No space"), err
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.weights"]
