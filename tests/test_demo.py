@@ -33,11 +33,10 @@ def test_demo_passes_and_reports(demo_run):
 
 
 def test_demo_is_deterministic(demo_run, tmp_path):
-    from zooport.cli.demo import bundled_cfg, randomize_
+    from zooport.cli.demo import bundled_cfg
     from zooport.converters.darknet import load_darknet, save_darknet_weights
 
-    m = load_darknet(bundled_cfg())
-    randomize_(m)
+    m = load_darknet(bundled_cfg(), random_weights=True, seed=0)
     save_darknet_weights(m, tmp_path / "w.weights")
     assert (tmp_path / "w.weights").read_bytes() == (demo_run[2] / "yolov3-tiny.weights").read_bytes()
 

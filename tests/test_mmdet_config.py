@@ -139,3 +139,57 @@ def test_unknown_module_type_is_config_error():
     cfg["neck"]["type"] = "PAFPN"
     with pytest.raises(ZooportError, match="PAFPN"):
         MMDetModel(cfg)
+
+
+# Blow-ups an untrusted checkpoint's meta['cfg'] (or a config file) could ask for: each must be refused
+# before anything large is built, fast, as a ConfigError naming the line.
+BLOWUPS = [
+    ("model = 9**9**9\n", "exceeds 4096 bits"),
+    ("model = 2**100000\n", "exceeds 4096 bits"),
+    ("model = 'a'*10**10\n", "repetition"),
+    ("model = 10**10*'a'\n", "repetition"),
+    ("model = [0]*10**9\n", "repetition"),
+    ("a = [0]*90000\nmodel = a + a\n", "concatenation"),
+    ("model = 1<<10**9\n", "BinOp expressions are not allowed"),
+    ("model = '%999999999999d' % 1\n", "string formatting"),
+    ("model = " + "9" * 5000 + "\n", "syntax error.*4300 digits"),
+    ("model = 0x" + "f" * 5000 + "\n", "integer literal of more than 4096 bits"),
+    ("x = 2**4000\nmodel = x*x*x\n", "product exceeds"),
+    ("a = [0]*1000\nb = [a]*1000\nc = [b]*1000\nmodel = 1\n", "expands to more than"),
+    ("model = " + "[" * 5000 + "]" * 5000 + "\n", "too many nested parentheses"),
+    ("a0 = []\n" + "".join(f"a{i} = [a{i - 1}]\n" for i in range(1, 3000)), "nested more than 64"),
+]
+
+
+@pytest.mark.parametrize("text,what", BLOWUPS, ids=[f"blowup{i}" for i in range(len(BLOWUPS))])
+def test_resource_blowups_fail_fast(text, what):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=what) as ei:
+        config_from_text(text, "ckpt.pth (meta config)")
+    assert time.perf_counter() - t0 < 1.0
+    assert str(ei.value).startswith("ckpt.pth (meta config)")
+
+
+def test_blowup_in_checkpoint_meta_is_config_error(tmp_path):
+    """End to end: an MMDetection .pth whose meta['cfg'] is '9**9**9' fails fast with a ConfigError."""
+    import time
+
+    import torch
+
+    import zooport
+
+    p = tmp_path / "evil.pth"
+    torch.save({"meta": {"cfg": "model = dict(type='YOLOV3', backbone=9**9**9)\n"},
+                "state_dict": {"backbone.w": torch.zeros(1)}}, p)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"evil\.pth.*exceeds 4096 bits"):
+        zooport.load(str(p))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_bounds_leave_real_configs_alone():
+    cfg = config_from_text("s = 2**31 - 1\nscales = [(1333, 800)] * 3\nroot = 'data/' + 'coco/'\n"
+                           "big = [0] * 1000\nmodel = dict(type='FCOS', backbone=dict(depth=18))\n")
+    assert cfg["s"] == 2147483647 and len(cfg["scales"]) == 3 and cfg["root"] == "data/coco/"

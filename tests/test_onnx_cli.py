@@ -11,12 +11,11 @@ from zooport.cli.main import main
 
 @pytest.fixture(scope="module")
 def darknet_pair(tmp_path_factory):
-    from zooport.cli.demo import bundled_cfg, randomize_
+    from zooport.cli.demo import bundled_cfg
     from zooport.converters.darknet import load_darknet, save_darknet_weights
 
     d = tmp_path_factory.mktemp("cli")
-    m = load_darknet(bundled_cfg())
-    randomize_(m, seed=1)
+    m = load_darknet(bundled_cfg(), random_weights=True, seed=1)
     save_darknet_weights(m, d / "t.weights")
     return str(bundled_cfg()), str(d / "t.weights"), d
 
@@ -69,3 +68,52 @@ def test_nms_and_raw_are_exclusive(darknet_pair):
     with pytest.raises(SystemExit) as e:
         main(["export", "onnx", cfg, w, "-o", str(d / "y.onnx"), "--nms", "--raw"])
     assert e.value.code == 2
+
+
+def _detections(text: str) -> int:
+    import re
+
+    m = re.search(r"ok   (\d+) detection\(s\) at conf", text)
+    return int(m.group(1)) if m else 0
+
+
+def test_nms_check_runs_on_the_bundled_image(darknet_pair, capsys):
+    """--nms --check: parity before NMS and detection by detection on the bundled image, not on noise."""
+    from zooport.cli.demo import bundled_cfg
+
+    out = darknet_pair[2] / "nmscheck.onnx"
+    assert main(["export", "onnx", str(bundled_cfg()), "--random-weights", "-o", str(out), "--imgsz", "64",
+                 "--nms", "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "bundled check image (1, 3, 64, 64)" in text and "FAIL" not in text
+    assert "ok   before NMS: output" in text
+    assert _detections(text) > 0
+
+
+@pytest.mark.slow
+def test_nms_check_without_detections_fails_for_trained_weights(darknet_pair, tmp_path):
+    """A file loaded from .weights counts as trained: an NMS check that compared nothing is a FAIL."""
+    from zooport.converters.darknet import load_darknet
+    from zooport.export.checks import check_export
+    from zooport.export.onnx import export_onnx
+
+    cfg, w, _ = darknet_pair
+    model = load_darknet(cfg, w)
+    p = export_onnx(model, tmp_path / "n.onnx", imgsz=64, nms=True, conf=0.99999999)
+    lines = check_export(model, p, mode="nms", conf=0.99999999)
+    assert lines[-1].startswith("  FAIL no detection at conf"), lines
+    assert all(line.startswith("  ok") for line in lines[1:-1]), lines  # the parity itself holds
+
+
+@pytest.mark.slow
+def test_nms_check_real_weights_finds_objects(capsys):
+    """yolov3-tiny's real weights find objects on the bundled image (stop sign, clock)."""
+    from helpers import asset
+
+    cfg, w = asset("zoo/darknet/yolov3-tiny.cfg"), asset("zoo/darknet/yolov3-tiny.weights")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        assert main(["export", "onnx", str(cfg), str(w), "-o", f"{d}/t.onnx", "--nms", "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "FAIL" not in text and _detections(text) >= 2, text

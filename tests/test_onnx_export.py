@@ -216,3 +216,66 @@ def test_bad_arguments(toy, tmp_path, kw, msg):
 def test_missing_output_dir(toy, tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         export_onnx(toy, tmp_path / "nope" / "x.onnx")
+
+
+def _out_dims(path):
+    """graph.output -> {name: [int or dim name]} as declared in the file."""
+    return {o.name: [d.dim_param if d.HasField("dim_param") else d.dim_value for d in o.type.tensor_type.shape.dim]
+            for o in onnx.load(str(path)).graph.output}
+
+
+def test_output_dims_concrete_when_static_named_when_dynamic(exports):
+    # 64x96 input, strides 8 and 16, 2 anchors: 2 * (8*12 + 4*6) = 240 rows of 5 + 3 classes
+    assert _out_dims(exports["default"]) == {"output": [1, 240, 8]}
+    assert _out_dims(exports["half"]) == {"output": [1, 240, 8]}
+    assert _out_dims(exports["raw"]) == {"raw0": [1, 16, 8, 12], "raw1": [1, 16, 4, 6]}
+    assert _out_dims(exports["nms"]) == {"num_dets": [1, 1], "boxes": [1, 50, 4], "scores": [1, 50],
+                                         "classes": [1, 50]}
+    assert _out_dims(exports["dyn"]) == {"output": ["batch", "anchors", 8]}
+    assert _out_dims(exports["rawdyn"]) == {"raw0": ["batch", 16, "raw0_height", "raw0_width"],
+                                            "raw1": ["batch", 16, "raw1_height", "raw1_width"]}
+    assert _out_dims(exports["nmsdyn"]) == {"num_dets": ["batch", 1], "boxes": ["batch", 50, 4],
+                                            "scores": ["batch", 50], "classes": ["batch", 50]}
+    inp = onnx.load(str(exports["dyn"])).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in inp] == ["batch", 3, "height", "width"]
+
+
+def test_export_copies_the_model_and_leaves_it_alone(tmp_path):
+    """export_onnx traces a CPU copy: the caller's tensors, mode and (unfused) layers are untouched."""
+    from zooport.export.onnx import cpu_copy
+
+    m = ToyDetector(seed=7).train()
+    before = {k: (v.data_ptr(), v.clone()) for k, v in m.state_dict().items()}
+    export_onnx(m, tmp_path / "t.onnx")
+    assert m.training and not m.fused
+    after = m.state_dict()
+    assert all(after[k].data_ptr() == p and torch.equal(after[k], v) for k, (p, v) in before.items())
+    c = cpu_copy(m)
+    ptrs = {v.data_ptr() for v in m.state_dict().values()}
+    assert all(v.device.type == "cpu" and v.data_ptr() not in ptrs for v in c.state_dict().values())
+    assert all(torch.equal(c.state_dict()[k], v) for k, v in m.state_dict().items())
+    assert all(a.requires_grad == b.requires_grad for a, b in zip(c.parameters(), m.parameters()))
+
+
+def test_meta_model_is_an_export_error(tmp_path):
+    with torch.device("meta"):
+        m = ToyDetector()
+    with pytest.raises(ExportError, match="'meta' device"):
+        export_onnx(m, tmp_path / "meta.onnx")
+    assert next(m.parameters()).is_meta and not (tmp_path / "meta.onnx").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_exports_from_a_cpu_copy(tmp_path):
+    m = ToyDetector(seed=7).eval()
+    ref = export_onnx(m, tmp_path / "cpu.onnx")
+    m.cuda()
+    got = export_onnx(m, tmp_path / "cuda.onnx")
+    assert next(m.parameters()).is_cuda  # not moved
+    x = _x(1, 64, 96)
+    a, b = run_ort(ort_session(ref), x), run_ort(ort_session(got), x)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    from zooport.export.checks import check_export
+
+    lines = check_export(m, got, mode="default")
+    assert not any("FAIL" in line for line in lines) and next(m.parameters()).is_cuda

@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 from pathlib import Path
 
@@ -186,25 +187,97 @@ def test_broken_files_rejected(tmp_path):
         assert name in str(ei.value) or "valid.pt" in str(ei.value), str(ei.value)
 
 
-class _ShrinkPickler(pickle._Pickler):
-    """Writes storage records that claim fewer elements than the tensor view needs."""
+def _claiming_pickle(numel: int):
+    """A pickle module for torch.save whose storage records claim ``numel`` elements, whatever they hold."""
 
-    def save_pers(self, pid):
-        if isinstance(pid, tuple) and pid and pid[0] == "storage":
-            pid = pid[:4] + (2,) + pid[5:]
-        super().save_pers(pid)
+    class _Pickler(pickle._Pickler):
+        def save_pers(self, pid):
+            if isinstance(pid, tuple) and pid and pid[0] == "storage":
+                pid = pid[:4] + (numel,) + pid[5:]
+            super().save_pers(pid)
 
-
-class _ShrinkPickle:
-    __name__ = "shrink_pickle"
-    Pickler = _ShrinkPickler
-    dump = staticmethod(pickle.dump)
+    return types.SimpleNamespace(__name__=f"claim{numel}_pickle", Pickler=_Pickler, dump=pickle.dump)
 
 
 def test_tensor_larger_than_storage_rejected(tmp_path):
-    p = tmp_path / "oob.pt"
-    torch.save({"model": torch.zeros(10, 10)}, p, pickle_module=_ShrinkPickle, pickle_protocol=2)
+    """The record and the member agree on 2 elements, the tensor view needs 100: the view bound catches it."""
+    p = tmp_path / "oob_src.pt"
+    torch.save({"model": torch.zeros(10, 10)}, p, pickle_module=_claiming_pickle(2), pickle_protocol=2)
+    bad = tmp_path / "oob.pt"
+    _rewrite_zip(p, bad, patch=lambda n, d: d[:8] if "/data/" in n else d)
     with pytest.raises(CheckpointError, match="needs 100 elements but its storage holds 2"):
+        _load(bad)
+
+
+def _with_member(src: Path, dst: Path, name: str, data_chunks, compress: int):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename == name:
+                zi = zipfile.ZipInfo(name)
+                zi.compress_type = compress
+                with zout.open(zi, "w", force_zip64=True) as w:
+                    for chunk in data_chunks(zin.read(name)):
+                        w.write(chunk)
+            else:
+                zout.writestr(info.filename, zin.read(info.filename))
+
+
+def _first_storage(src: Path) -> tuple[str, str]:
+    with zipfile.ZipFile(src) as zf:
+        names = zf.namelist()
+    return [n for n in names if "/data/" in n][0], [n for n in names if n.endswith("/data.pkl")][0]
+
+
+def test_compressed_storage_zip_bomb_rejected_fast(tmp_path):
+    """A deflated storage that inflates to 64 MiB: refused from the zip directory, nothing inflated."""
+    import time
+
+    src = _valid(tmp_path)
+    storage, _ = _first_storage(src)
+    bomb = tmp_path / "bomb.pt"
+    _with_member(src, bomb, storage, lambda d: [d] + [bytes(1 << 24)] * 4, zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 1 << 20  # 64 MiB of zeros in well under 1 MiB
+    t0 = time.perf_counter()
+    with pytest.raises(UnsafeCheckpointError, match=r"bomb\.pt: storage .* is compressed"):
+        _load(bomb)
+    assert time.perf_counter() - t0 < 1.0
+    # the same storage deflated but of the right size, and a deflated data.pkl: refused too
+    same = tmp_path / "deflated.pt"
+    _with_member(src, same, storage, lambda d: [d], zipfile.ZIP_DEFLATED)
+    with pytest.raises(UnsafeCheckpointError, match="compressed"):
+        _load(same)
+    _, pkl = _first_storage(src)
+    dpkl = tmp_path / "deflated_pkl.pt"
+    _with_member(src, dpkl, pkl, lambda d: [d], zipfile.ZIP_DEFLATED)
+    with pytest.raises(UnsafeCheckpointError, match="data.pkl is compressed"):
+        _load(dpkl)
+    from zooport.loading import sniff_checkpoint
+
+    with pytest.raises(UnsafeCheckpointError, match="data.pkl is compressed"):
+        sniff_checkpoint(dpkl)
+
+
+def test_storage_member_larger_than_needed_rejected_fast(tmp_path):
+    """A stored member bigger than its record needs (here by 64 MiB) is refused before it is read."""
+    import time
+
+    src = _valid(tmp_path)
+    storage, _ = _first_storage(src)
+    big = tmp_path / "big.pt"
+    _with_member(src, big, storage, lambda d: [d] + [bytes(1 << 24)] * 4, zipfile.ZIP_STORED)
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"big\.pt: storage .* holds \d+ bytes, its record needs \d+"):
+        _load(big)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_legacy_storage_claims_bounded_together(tmp_path):
+    """Legacy records claiming 8000 elements (32 KB) each: each alone fits in the file, together they do not."""
+    p = tmp_path / "claims.pt"
+    torch.save({"model": [torch.zeros(5000) for _ in range(10)]}, p, pickle_module=_claiming_pickle(8000), pickle_protocol=2,
+               _use_new_zipfile_serialization=False)
+    assert p.stat().st_size > 32000  # every single claim fits in the file; together they do not
+    with pytest.raises(CheckpointError, match="more than the file holds"):
         _load(p)
 
 

@@ -24,6 +24,7 @@ from .errors import (  # noqa: F401  (light, re-exported)
     UnsupportedError,
     UsageError,
     WeightsError,
+    WriteError,
     ZooportError,
 )
 

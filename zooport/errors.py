@@ -75,3 +75,12 @@ class DownloadError(ZooportError):
 
 class IntegrityError(DownloadError):
     """A downloaded or cached file does not have the expected size or sha256."""
+
+
+class WriteError(ZooportError):
+    """An output could not be written (disk full, file too large, permission denied, read-only file
+    system, a target that is not a file...). ``path`` names the output; nothing partial is left there."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(message if path is None else f"{path}: {message}")

@@ -2,7 +2,8 @@
 
 MODEL forms (``spec`` is a list of command-line words):
 
-* ``CFG WEIGHTS`` (or ``CFG`` alone) -> Darknet; ``load(cfg, weights)`` is the same as ``load([cfg, weights])``
+* ``CFG WEIGHTS`` -> Darknet; ``load(cfg, weights)`` is the same as ``load([cfg, weights])``; ``CFG`` alone
+  only with ``random_weights=True`` (seeded random parameters)
 * ``FILE.safetensors`` or a ``.pt`` written by ``zooport convert`` -> native checkpoint
 * a YOLOv5 ``.pt`` (pickled ``models.yolo`` modules, read without unpickling code)
 * an Ultralytics YOLOv8 / YOLO11 ``.pt`` (pickled ``ultralytics.nn`` modules, read the same way)
@@ -30,7 +31,9 @@ def _pickle_bytes(path: Path) -> bytes | None:
             pkls = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
             if not pkls:
                 return b""
-            return zf.read(pkls[0])
+            from .parsers.torch_zip import read_member
+
+            return read_member(zf, pkls[0], path, what="data.pkl")  # stored only: no zip bomb
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise CheckpointError(f"{path}: broken zip archive ({e})") from None
 
@@ -143,13 +146,16 @@ def _set_names(model, names, where: str):
     return model
 
 
-def load_model(spec, weights=None, *, names=None, config=None, num_classes: int | None = None):
+def load_model(spec, weights=None, *, names=None, config=None, num_classes: int | None = None,
+               random_weights: bool = False, seed: int = 0):
     """Load a :class:`~zooport.model_defs.base.Detector` from a MODEL spec (see module doc).
 
     ``zooport.load("yolov4.cfg", "yolov4.weights")``, ``zooport.load(["CFG", "WEIGHTS"])``,
     ``zooport.load("yolov5s.pt")`` or ``zooport.load("yolov4")`` (zoo name). ``names``: a names file
     or a list overriding the model's class names. ``num_classes``: re-head a Darknet model for N
     classes (see :func:`~zooport.converters.darknet.load_darknet`). ``config``: MMDetection config.
+    ``random_weights``/``seed``: a Darknet ``CFG`` alone gets seeded random parameters (the CLI's
+    ``--random-weights``); without it a cfg alone is refused, never run on uninitialised memory.
     """
     if isinstance(spec, (str, os.PathLike)):
         spec = [spec]
@@ -164,7 +170,10 @@ def load_model(spec, weights=None, *, names=None, config=None, num_classes: int 
     if paths[0].suffix == ".cfg":
         from .converters.darknet import load_darknet
 
-        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names, num_classes=num_classes)
+        return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names, num_classes=num_classes,
+                            random_weights=random_weights, seed=seed)
+    if random_weights:
+        raise UsageError(f"{spec[0]}: random weights apply to a Darknet cfg alone, not to a checkpoint or zoo name")
     if num_classes is not None:
         raise UsageError("num_classes= re-heads Darknet models only (give CFG WEIGHTS)")
     names = _names_list(names)

@@ -72,12 +72,7 @@ def _run(args) -> int:
     target = resolve_target(args, "darknet", SUPPORTED)
     check_args(args)
     out = output_path(args, target, args.weights, (args.cfg, args.weights))
-    try:
-        return _convert(args, target, out, t0)
-    except OSError as e:  # e.g. disk full while writing: the atomic writer already removed its temp file
-        from ..errors import ZooportError
-
-        raise ZooportError(f"{out}: cannot write output: {e.strerror or e}") from None
+    return _convert(args, target, out, t0)  # a failed write is a WriteError from the writer itself (zooport._io)
 
 
 def _convert(args, target: str, out, t0: float) -> int:

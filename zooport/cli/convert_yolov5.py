@@ -53,13 +53,10 @@ def _run(args) -> int:
         model = load_yolov5(args.checkpoint, names=args.names)
         bar.update(1)
         if target == "yolov5":
-            import torch
-
-            from .._io import atomic_path
+            from .._io import save_torch
 
             sd = {k: v.float() if v.is_floating_point() else v for k, v in to_yolov5_state_dict(model).items()}
-            with atomic_path(out) as tmp:
-                torch.save(sd, tmp)
+            save_torch(sd, out)
         else:
             from ..converters.native import save_native
 

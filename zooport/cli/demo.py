@@ -39,27 +39,10 @@ def bundled_cfg():
 
 
 def randomize_(model, seed: int = SEED) -> None:
-    """Deterministic random parameters in place: conv weights N(0, 1/fan_in), biases N(0, 0.05),
-    BN scale U(0.4, 0.8), running mean N(0, 0.05), running var U(0.5, 1.5) (the goldens' recipe),
-    every other tensor N(0, 0.05). Identified by tensor name and rank, so any family works."""
-    import torch
+    """Seeded random parameters in place (:func:`zooport.model_defs.random_init.randomize_`)."""
+    from ..model_defs.random_init import randomize_ as _randomize
 
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in sorted(model.state_dict().items()):
-            if not t.is_floating_point():
-                continue
-            leaf = name.rsplit(".", 1)[-1]
-            is_bn = name.split(".")[-2:-1] == ["bn"]
-            if t.dim() >= 2:
-                fan_in = max(1, t[0].numel())
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in ** 0.5)
-            elif leaf == "running_var":
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif is_bn and leaf == "weight":
-                t.copy_(torch.rand(t.shape, generator=g) * 0.4 + 0.4)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.05)
+    _randomize(model, seed)
 
 
 class _Report:
@@ -111,8 +94,7 @@ def _demo(out, imgsz: int) -> int:
     cfg = bundled_cfg()
     print(f"zooport demo: {cfg.name}, seeded random weights (seed {SEED}), input {imgsz}x{imgsz}, files in {out}")
     rep = _Report()
-    model = load_darknet(cfg)
-    randomize_(model)
+    model = load_darknet(cfg, random_weights=True, seed=SEED)  # on purpose: the demo needs no download
     w1 = out / "yolov3-tiny.weights"
     save_darknet_weights(model, w1)
     rep.step("random weights -> Darknet .weights", True, f"{w1.stat().st_size:,} bytes")

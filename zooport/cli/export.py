@@ -19,6 +19,8 @@ outputs: default 'output' (B, N, 4+1+nc) xywh pixels, objectness, class scores;
 def register(sub) -> None:
     import argparse
 
+    from .model_args import add_random_weights
+
     p = sub.add_parser(
         "export",
         help="export a model to ONNX (onnxruntime / OpenCV 5 ready)",
@@ -48,8 +50,10 @@ def register(sub) -> None:
     p.add_argument("--half", action="store_true", help="float16 weights, input and outputs")
     p.add_argument("--names", metavar="FILE", help="class names file (Darknet models)")
     p.add_argument("--config", metavar="FILE", help="MMDetection config (when not in the checkpoint)")
+    add_random_weights(p)
     p.add_argument("--check", action="store_true",
-                   help="after export, run onnxruntime on a random input and print the parity with PyTorch")
+                   help="after export, run onnxruntime on the bundled check image and print the parity with "
+                   "PyTorch (--nms: before NMS, and detection by detection after it)")
     p.set_defaults(func=_run)
 
 
@@ -91,7 +95,9 @@ def _run(args) -> int:
     steps = ["load", "export"] + (["check"] if args.check else [])
     t0 = time.perf_counter()
     with progress(total=len(steps), desc="export onnx", unit="step") as bar:
-        model = load_model(args.model, names=args.names, config=args.config)
+        from .model_args import model_kwargs
+
+        model = load_model(args.model, names=args.names, config=args.config, **model_kwargs(args))
         bar.update()
         args.imgsz = round_imgsz(args.imgsz, max(getattr(model, "stride", None) or [32]))
         path = export_onnx(model, args.output, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
@@ -110,19 +116,9 @@ def _run(args) -> int:
 
 
 def _check(model, path, args) -> list[str]:
-    import numpy as np
+    from ..export.checks import check_export
 
-    from ..export.checks import compare, compare_nms, ort_session, run_ort, torch_reference
-
-    sess = ort_session(path)
-    shape = [d if isinstance(d, int) else None for d in sess.get_inputs()[0].shape]
-    h, w = (args.imgsz * 2)[:2] if args.imgsz else model.input_size
-    x = np.random.default_rng(0).random((shape[0] or 1, 3, shape[2] or h, shape[3] or w), dtype=np.float32)
     mode = "nms" if args.nms else "raw" if args.raw else "default"
-    refs = torch_reference(model.eval(), x, mode, args.conf, args.iou, args.max_det)
-    ours = run_ort(sess, x.astype(np.float16) if args.half else x)
-    rel = 1e-2 if args.half else 1e-4
-    out = [f"parity onnxruntime vs PyTorch (random input {tuple(x.shape)}, tolerance {rel:g}*max(1,max|ref|)):"]
-    for r in (compare_nms if mode == "nms" else compare)(ours, refs, rel):
-        out.append(f"  {'ok  ' if r.ok else 'FAIL'} {r.name:10s} {str(r.shape):18s} max abs err {r.max_abs_err:.3g}")
-    return out
+    imgsz = (args.imgsz * 2)[:2] if args.imgsz else None
+    return check_export(model, path, mode=mode, conf=args.conf, iou=args.iou, max_det=args.max_det,
+                        half=args.half, imgsz=imgsz)

@@ -26,7 +26,7 @@ def register(sub) -> None:
         description="Run MODEL over a COCO or Pascal VOC dataset and score it the way the reference "
         "implementations do. MODEL is 'CFG WEIGHTS', a checkpoint or a zoo name.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="*", metavar="MODEL", help="CFG [WEIGHTS] | checkpoint | zoo name")
+    p.add_argument("model", nargs="*", metavar="MODEL", help="CFG WEIGHTS | checkpoint | zoo name (CFG alone needs --random-weights)")
     p.add_argument("--names", metavar="FILE", help="class names file for a Darknet MODEL (e.g. coco.names)")
     d = p.add_argument_group("dataset")
     d.add_argument("--coco", metavar="DIR", help="COCO image folder (e.g. val2017/, with "
@@ -48,6 +48,9 @@ def register(sub) -> None:
     r.add_argument("--preprocess", choices=["letterbox", "resize"], help="letterbox (YOLOv5) or resize (Darknet)")
     r.add_argument("--postprocess", choices=["yolov5", "darknet"], help="NMS flavour (default by family)")
     r.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference backend")
+    from .model_args import add_random_weights
+
+    add_random_weights(p)
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="OUT", help="write the result (or the shard partial) as JSON, atomically")
     o.add_argument("--expect", metavar="NAME", help="compare with the zoo manifest's metric for model NAME")
@@ -134,7 +137,13 @@ def _run(args) -> int:
             raise UsageError("give exactly one of --coco DIR or --voc DIR")
         if args.shard and not args.json:
             raise UsageError("--shard writes a partial result: give --json OUT")
-        res = verify(args.model, coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split,
+        model = args.model
+        if args.random_weights:  # only then is loading done here; verify() loads every other MODEL itself
+            from ..loading import load_model
+            from .model_args import model_kwargs
+
+            model = load_model(args.model, names=args.names, **model_kwargs(args))
+        res = verify(model, coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split,
                      imgsz=args.imgsz, batch=args.batch, workers=args.workers, conf=args.conf, iou=args.iou,
                      max_det=args.max_det, preprocess=args.preprocess, postprocess=args.postprocess,
                      backend=args.backend, class_map=args.class_map, skip_bad=args.skip_bad,

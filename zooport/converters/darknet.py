@@ -65,13 +65,16 @@ class DarknetLoad:
         self.original_classes = original_classes
 
 
-def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = None):
+def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = None,
+                 random_weights: bool = False, seed: int = 0):
     """Build a :class:`~zooport.model_defs.darknet.DarknetModel` from a cfg and optional ``.weights``.
 
     ``cfg``: path or parsed :class:`DarknetCfg`. ``names``: a ``.names`` file, a list, or None
     (``class0``...). ``num_classes``: rebuild the heads for N classes and load every layer but the
     class-dependent ones; the skipped layers are logged and listed in ``model.darknet_load.skipped``.
-    Returns the model in eval mode. Without ``weights`` the parameters are left uninitialised.
+    Returns the model in eval mode. Without ``weights`` it raises :class:`UsageError` unless
+    ``random_weights=True`` asks for seeded random parameters
+    (:func:`~zooport.model_defs.random_init.randomize_` with ``seed``; same seed, same tensors).
     """
     import torch
 
@@ -84,6 +87,13 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
         cfg = with_num_classes(cfg, plan, int(num_classes))
         plan = build_plan(cfg)
     names_list = resolve_names(names, plan)
+    if weights is None and not random_weights:
+        where = orig_cfg.path or orig_cfg.name
+        raise UsageError(f"{where}: a Darknet cfg without weights has no trained parameters; give its "
+                         ".weights file (CFG WEIGHTS), or ask for seeded random weights explicitly "
+                         "(--random-weights, random_weights=True)")
+    if weights is not None and random_weights:
+        raise UsageError(f"{os.fspath(weights)}: weights given together with random_weights=True; choose one")
     header = None
     sd = None
     skipped: list[str] = []
@@ -100,6 +110,8 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
             for s in skipped:
                 log.info("not loaded (class-dependent, freshly initialised): %s", s)
     src = file_source(weights, header, cfg)
+    if random_weights:
+        src["weights"] = f"random (seed {int(seed)})"
     model = DarknetModel(cfg, plan, names=names_list, source=dict(src))
     model.names = names_list
     for key, value in model_metadata(cfg, plan).items():
@@ -110,6 +122,10 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
 
         load_state_dict_strict(model, sd, os.fspath(weights), assign=True)  # tensors become views, no copy
         model.source = LazySource(src, weights)
+    else:
+        from ..model_defs.random_init import randomize_
+
+        randomize_(model, seed)
     model.darknet_load = DarknetLoad(skipped, None if num_classes is None else _classes(orig_plan))
     return model.eval()
 

@@ -234,7 +234,7 @@ def write_darknet_weights(path, mmdet_sd: dict, model_cfg: dict | None = None, h
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(items, desc="writing .weights", unit="tensor", leave=False)
+        it = tqdm(items, desc="writing .weights", unit="tensor", leave=False, disable=None)  # terminal only
     with atomic_write(path, "wb") as f:
         f.write(blob)
         for _, t in it:
@@ -247,11 +247,8 @@ def write_darknet_weights(path, mmdet_sd: dict, model_cfg: dict | None = None, h
 def save_mmdet_checkpoint(model_or_state_dict, path, *, plan=None, names=None, header=None) -> int:
     """``zooport convert darknet CFG WEIGHTS --to mmdet -o OUT.pth``: write (atomically) the MMDetection
     YOLOV3 checkpoint of a Darknet yolov3 model; returns the number of state-dict entries."""
-    import torch
-
-    from .._io import atomic_path
+    from .._io import save_torch
 
     ckpt = darknet_to_mmdet_checkpoint(model_or_state_dict, plan, names=names, header=header)
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
     return len(ckpt["state_dict"])

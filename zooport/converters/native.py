@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_write, save_torch
 from ..errors import CheckpointError, UnsafeCheckpointError
 
 FORMAT_VERSION = 1
@@ -62,22 +62,23 @@ def save_native(model, path: str | os.PathLike, fmt: str | None = None) -> Path:
     path = Path(path)
     if fmt is None:
         fmt = "safetensors" if path.suffix == ".safetensors" else "pt"
+    if fmt not in ("pt", "safetensors"):
+        raise CheckpointError(f"unknown output format {fmt!r}; expected 'pt' or 'safetensors'")
     ckpt = to_native_dict(model)
-    with atomic_path(path) as tmp:
-        if fmt == "pt":
-            torch.save(ckpt, tmp)
-        elif fmt == "safetensors":
-            from safetensors.torch import save_file
+    if fmt == "pt":
+        save_torch(ckpt, path)
+        return path
+    from safetensors.torch import save
 
-            meta = {
-                "zooport_format": str(FORMAT_VERSION),
-                "family": ckpt["family"],
-                "arch": json.dumps(ckpt["arch"]),
-                "meta": json.dumps(ckpt["meta"]),
-            }
-            save_file(ckpt["state_dict"], str(tmp), metadata=meta)
-        else:
-            raise CheckpointError(f"unknown output format {fmt!r}; expected 'pt' or 'safetensors'")
+    meta = {
+        "zooport_format": str(FORMAT_VERSION),
+        "family": ckpt["family"],
+        "arch": json.dumps(ckpt["arch"]),
+        "meta": json.dumps(ckpt["meta"]),
+    }
+    blob = save(ckpt["state_dict"], metadata=meta)  # bytes, so the write itself is ours (errors map to WriteError)
+    with atomic_write(path, "wb") as f:
+        f.write(blob)
     return path
 
 

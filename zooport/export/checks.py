@@ -106,3 +106,75 @@ def compare_nms(ours: dict[str, np.ndarray], refs: list[np.ndarray], rel: float 
             OutputParity("boxes", tuple(boxes.shape), box_err, box_tol),
             OutputParity("scores", tuple(scores.shape), score_err, rel),
             OutputParity("classes", tuple(classes.shape), float(unpaired), 0.0)]
+
+
+def check_image(h: int, w: int, batch: int = 1) -> np.ndarray:
+    """The bundled check image (``zooport/assets/check.jpg``: a drawn street scene with a stop sign
+    and a clock, see ``scripts/make_check_image.py``) letterboxed to (h, w): (batch, 3, h, w) RGB
+    float32 in [0, 1]. A real-looking input where COCO detectors find objects, unlike noise."""
+    from pathlib import Path
+
+    import cv2
+
+    from ..errors import ExportError
+    from ..eval.preprocess import letterbox
+
+    p = Path(__file__).resolve().parent.parent / "assets" / "check.jpg"
+    img = cv2.imread(str(p))
+    if img is None:
+        raise ExportError(f"{p}: bundled check image missing or unreadable (broken installation?)")
+    im, _r, _pad = letterbox(img, (int(h), int(w)), scaleup=True)
+    x = np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
+    return np.repeat(x[None], int(batch), 0)
+
+
+def check_export(model, path, *, mode: str, conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
+                 half: bool = False, imgsz=None) -> list[str]:
+    """onnxruntime vs PyTorch on the bundled check image; report lines, failures start with ``  FAIL``.
+
+    ``--nms`` files are checked in two parts so the check proves something even when NMS keeps
+    nothing: (1) the decoded outputs before NMS (a default-mode graph of the same model, traced
+    in memory) against ``model(x)``; (2) the NMS outputs against PyTorch's NMS, detection by
+    detection. No detection at ``conf`` means part (2) compared empty tensors: that is a FAIL
+    for a model with trained weights (lower ``--conf``), a note for ``random_weights`` models.
+    """
+    sess = ort_session(path)
+    shape = [d if isinstance(d, int) else None for d in sess.get_inputs()[0].shape]
+    h, w = (shape[2] or (imgsz or model.input_size)[0]), (shape[3] or (imgsz or model.input_size)[1])
+    x = check_image(h, w, shape[0] or 1)
+    rel = 1e-2 if half else 1e-4
+    xin = x.astype(np.float16) if half else x
+    out = [f"parity onnxruntime vs PyTorch (bundled check image {tuple(x.shape)}, "
+           f"tolerance {rel:g}*max(1,max|ref|)):"]
+
+    def lines(results, prefix=""):
+        return [f"  {'ok  ' if r.ok else 'FAIL'} {prefix}{r.name:10s} {str(r.shape):18s} max abs err {r.max_abs_err:.3g}"
+                for r in results]
+
+    if any(t.device.type != "cpu" for t in model.parameters()):
+        from .onnx import cpu_copy
+
+        model = cpu_copy(model)  # the reference runs where onnxruntime's input lives; the caller's model stays
+    model = model.eval()
+    if mode == "nms":
+        import onnxruntime as ort
+
+        from .onnx import build_onnx
+
+        dec = build_onnx(model, imgsz=[h, w], batch=x.shape[0], half=half)
+        dsess = ort.InferenceSession(dec.SerializeToString(), providers=["CPUExecutionProvider"])
+        out += lines(compare(run_ort(dsess, xin), torch_reference(model, x, "default"), rel), "before NMS: ")
+        ours = run_ort(sess, xin)
+        out += lines(compare_nms(ours, torch_reference(model, x, "nms", conf, iou, max_det), rel))
+        n = int(np.asarray(ours["num_dets"]).sum())
+        random = str((getattr(model, "source", None) or {}).get("weights", "")).startswith("random")
+        if n:
+            out.append(f"  ok   {n} detection(s) at conf {conf} compared one by one")
+        elif random:
+            out.append(f"  note no detection at conf {conf} (random weights): NMS outputs compared empty")
+        else:
+            out.append(f"  FAIL no detection at conf {conf} on the check image: the NMS part was not exercised; "
+                       "lower --conf to check it")
+        return out
+    out += lines(compare(run_ort(sess, xin), torch_reference(model, x, mode), rel))
+    return out

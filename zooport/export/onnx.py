@@ -11,7 +11,8 @@ float32, or float16 with ``half=True``):
   ``num_dets`` (B, 1) int64, ``boxes`` (B, max_det, 4) xyxy, ``scores``
   (B, max_det), ``classes`` (B, max_det) int64.
 
-The model is deep-copied and Conv+BN-fused first; the trace uses the legacy
+The model is deep-copied to the CPU (a CUDA model too; the caller's model
+is not moved or changed) and Conv+BN-fused first; the trace uses the legacy
 TorchScript exporter (``dynamo=False``: fast, and it keeps shape arithmetic
 foldable for static exports, which OpenCV's importer needs). The file carries
 the model's metadata as ``metadata_props`` (JSON values), passes
@@ -27,7 +28,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .._io import atomic_path
+from .._io import atomic_write, check_output
 from ..errors import ExportError, UsageError
 
 MIN_OPSET, MAX_OPSET = 11, 20
@@ -72,17 +73,92 @@ def _export_module(model, mode: str, conf: float, iou: float, max_det: int):
     return _Raw(model) if mode == "raw" else _Decoded(model)
 
 
-def _dynamic_axes(names: list[str], mode: str, raw_ranks: list[int]) -> dict:
+def _as_list(out) -> list:
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _output_dims(wrapper, x, names: list[str], dynamic: bool, smax: int) -> list[list] | None:
+    """Each output's dims: ints where static, names where dynamic (``batch``, ``anchors`` for the
+    detections dim of ``output``, ``<raw>_height`` / ``<raw>_width`` for raw feature maps; other names
+    would claim equal sizes across outputs). Static: the shapes of a forward at the export size.
+    Dynamic: which dims follow H or W is measured by forwards at three small sizes (H and W grown
+    apart). None when a probe fails (a layer fixed to one size): the exporter's own names stay."""
+    import torch
+
+    with torch.no_grad():
+        if not dynamic:
+            return [list(t.shape) for t in _as_list(wrapper(x))]
+        try:
+            base, tall, wide = (_as_list(wrapper(torch.zeros(1, 3, h, w)))
+                                for h, w in ((smax, smax), (2 * smax, smax), (smax, 2 * smax)))
+            base, tall, wide = [[list(t.shape) for t in o] for o in (base, tall, wide)]
+        except Exception:  # noqa: BLE001 - e.g. Darknet [connected]: no dynamic size to describe
+            return None
+    dims = []
+    for n, s0, sh, sw in zip(names, base, tall, wide):
+        d: list = ["batch"]  # every output is batch-first
+        for i in range(1, len(s0)):
+            by_h, by_w = sh[i] != s0[i], sw[i] != s0[i]
+            if n == "output" and (by_h or by_w):
+                d.append("anchors")
+            elif by_h or by_w:
+                d.append(f"{n}_height" if not by_w else f"{n}_width" if not by_h else f"{n}_d{i}")
+            else:
+                d.append(s0[i])
+        dims.append(d)
+    return dims
+
+
+def _dynamic_axes(names: list[str], mode: str, dims: list[list] | None, raw_ranks: list[int]) -> dict:
     axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
-    if mode == "default":
+    if dims is not None:
+        for n, d in zip(names, dims):
+            axes[n] = {i: v for i, v in enumerate(d) if isinstance(v, str)}
+    elif mode == "default":
         axes["output"] = {0: "batch", 1: "anchors"}
     elif mode == "nms":
         for n in names:
             axes[n] = {0: "batch"}
-    else:
+    else:  # no probe: every dim after the channels may depend on the input size
         for n, r in zip(names, raw_ranks):
             axes[n] = {0: "batch", **{d: f"{n}_d{d}" for d in range(2, r)}}
     return axes
+
+
+def _set_output_dims(proto, dims: list[list]) -> None:
+    """Write ``dims`` (int or name per axis) into the graph's declared output shapes."""
+    for out, d in zip(proto.graph.output, dims):
+        shape = out.type.tensor_type.shape
+        del shape.dim[:]
+        for v in d:
+            dim = shape.dim.add()
+            if isinstance(v, str):
+                dim.dim_param = v
+            else:
+                dim.dim_value = int(v)
+
+
+def cpu_copy(model):
+    """A deep copy of ``model`` with every tensor on the CPU, made without a second copy on the
+    model's own device (a CUDA model is copied tensor by tensor to host memory); ``model`` itself is
+    not touched (device, mode, fusion). Raises :class:`ExportError` for tensors without data (meta)."""
+    import torch
+
+    memo: dict = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) in memo:
+            continue
+        if t.is_meta:
+            raise ExportError("the model has tensors on the 'meta' device (no data); load its weights before exporting")
+        data = t.detach().to("cpu", copy=True)
+        memo[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) \
+            else data
+    m = copy.deepcopy(model, memo)
+    for mod in m.modules():  # unregistered tensor attributes (cached grids ...) follow too
+        for k, v in list(vars(mod).items()):
+            if isinstance(v, torch.Tensor) and v.device.type != "cpu":
+                setattr(mod, k, v.to("cpu"))
+    return m
 
 
 def _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset):
@@ -186,29 +262,32 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
     imgsz = _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset)
     mode = "nms" if nms else "raw" if raw else "default"
     try:
-        m = copy.deepcopy(model).eval()
+        m = cpu_copy(model).eval()  # traced on the CPU whatever the model's device; the user's model stays as is
         m.fuse()
         x = torch.rand(int(batch), 3, imgsz[0], imgsz[1], generator=torch.Generator().manual_seed(0))
         wrapper = _export_module(m, mode, conf, iou, max_det).eval()
         names, ranks = (["output"] if mode == "default" else list(NMS_OUTPUTS)), []
+        smax = max(getattr(model, "stride", None) or [32])
         if mode == "raw":  # count the heads on the smallest valid input (a full-size forward is costly)
-            smax = max(getattr(model, "stride", None) or [32])
             with torch.no_grad():
                 try:
                     probe = wrapper(torch.zeros(1, 3, smax, smax))
                 except Exception:  # a layer fixed to the cfg's size (e.g. Darknet [connected])
                     probe = wrapper(x)
             names, ranks = [f"raw{i}" for i in range(len(probe))], [t.dim() for t in probe]
+        dims = _output_dims(wrapper, x, names, dynamic, smax)
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer/deprecation chatter, not actionable for users
             torch.onnx.export(
                 wrapper, (x,), buf, dynamo=False, opset_version=int(opset),
                 input_names=[INPUT_NAME], output_names=names,
-                dynamic_axes=_dynamic_axes(names, mode, ranks) if dynamic else None,
+                dynamic_axes=_dynamic_axes(names, mode, dims, ranks) if dynamic else None,
                 do_constant_folding=True,
             )
         proto = onnx.load_from_string(buf.getvalue())
+        if dims is not None:  # concrete where static, meaningful names where dynamic
+            _set_output_dims(proto, dims)
         if half:
             proto = _to_half(proto)
     except (UsageError, ExportError):
@@ -241,20 +320,13 @@ def export_onnx(model, path: str | os.PathLike, *, imgsz=None, batch: int = 1, d
     ``nms``/``raw``: output mode (module doc); ``conf``/``iou``/``max_det``:
     NMS settings; ``half``: float16 weights, input and outputs.
     Raises :class:`UsageError` for bad arguments, :class:`ExportError` when
-    tracing or checking fails; no file is left at ``path`` in either case.
+    tracing or checking fails, :class:`~zooport.errors.WriteError` when the file
+    cannot be written; no file is left at ``path`` in any case.
     """
-    import onnx
-
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir():  # fail before the (slow) trace, with atomic_path's wording
-        raise UsageError(f"{path}: " + ("is a directory, expected a file path to write" if path.is_dir()
-                                        else f"output directory {parent} does not exist"))
+    check_output(path)  # a directory, socket, missing folder ... fails before the (slow) trace
     proto = build_onnx(model, imgsz=imgsz, batch=batch, dynamic=dynamic, nms=nms, conf=conf, iou=iou,
                        max_det=max_det, opset=opset, half=half, raw=raw)
-    try:
-        with atomic_path(path) as tmp:
-            onnx.save_model(proto, str(tmp))
-    except OSError as e:
-        raise ExportError(f"{path}: could not write the ONNX file ({e})") from e
+    with atomic_write(path, "wb") as f:  # OSError -> WriteError naming path, nothing left behind
+        f.write(proto.SerializeToString())
     return path

@@ -33,6 +33,73 @@ _BINOPS = {
 }
 _UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _MAX_BASE_DEPTH = 16
+# Bounds on what untrusted config text may make us build (real configs stay far below them): an
+# integer's size in bits, a string's / list's length, and the fully expanded size of a value
+# (shared references counted as often as they appear, since str()/json/deepcopy expand them).
+_MAX_INT_BITS = 4096
+_MAX_LEN = 100_000
+_MAX_EXPANDED = 1_000_000
+_MAX_DEPTH = 64  # nesting of a value; real configs nest < 10
+
+
+def _int_bits(v) -> int:
+    return abs(v).bit_length() if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _length(v) -> int | None:
+    return len(v) if isinstance(v, (str, bytes, list, tuple)) else None
+
+
+def _binop_bound(op, a, b) -> str | None:
+    """Why ``a op b`` would be too large, judged BEFORE computing it (None: fine)."""
+    if isinstance(op, ast.Pow) and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and b > 0:
+        if b > _MAX_INT_BITS or b * (_int_bits(a) - 1) > _MAX_INT_BITS:  # |a|**b >= 2**(b*(bits-1))
+            return f"power {a if _int_bits(a) < 64 else '<big int>'} ** {b if _int_bits(b) < 64 else '<big int>'} " \
+                   f"exceeds {_MAX_INT_BITS} bits"
+    if isinstance(op, ast.Mult):
+        for seq, n in ((a, b), (b, a)):
+            if _length(seq) is not None and isinstance(n, int) and _length(seq) * max(n, 0) > _MAX_LEN:
+                return f"repetition of a length-{_length(seq)} {type(seq).__name__} by {n if _int_bits(n) < 64 else '<big int>'} " \
+                       f"exceeds {_MAX_LEN:,} items"
+        if _int_bits(a) + _int_bits(b) > _MAX_INT_BITS:
+            return f"product exceeds {_MAX_INT_BITS} bits"
+    if isinstance(op, ast.Add):
+        if _length(a) is not None and _length(b) is not None and _length(a) + _length(b) > _MAX_LEN:
+            return f"concatenation exceeds {_MAX_LEN:,} items"
+    if isinstance(op, ast.Mod) and isinstance(a, (str, bytes)):
+        return "'%' string formatting is not allowed"  # a width like '%999999999d' would allocate at will
+    return None
+
+
+def _expanded_size(v, memo: dict, depth: int = 0) -> int:
+    """Items of ``v`` with shared sub-values counted at every occurrence (memoised per object)."""
+    if depth > _MAX_DEPTH:
+        raise RecursionError
+    key = id(v)
+    if key in memo:
+        return memo[key]
+    if isinstance(v, dict):
+        n = 1 + sum(_expanded_size(k, memo, depth + 1) + _expanded_size(x, memo, depth + 1) for k, x in v.items())
+    elif isinstance(v, (list, tuple, set)):
+        n = 1 + sum(_expanded_size(x, memo, depth + 1) for x in v)
+    elif isinstance(v, (str, bytes)):
+        n = 1 + len(v) // 64
+    else:
+        n = 1
+    memo[key] = n
+    return n
+
+
+def check_size(value, where: str):
+    """ConfigError when ``value`` expands to more than the bound (see ``_MAX_EXPANDED``)."""
+    try:
+        n = _expanded_size(value, {})
+    except RecursionError:
+        raise ConfigError(f"{where}: config value nested more than {_MAX_DEPTH} levels deep") from None
+    if n > _MAX_EXPANDED:
+        raise ConfigError(f"{where}: config value expands to more than {_MAX_EXPANDED:,} items "
+                          "(shared references repeated); refusing to build it")
+    return value
 
 
 class _Evaluator:
@@ -50,6 +117,8 @@ class _Evaluator:
 
     def ev(self, node):
         if isinstance(node, ast.Constant):
+            if _int_bits(node.value) > _MAX_INT_BITS:
+                self.fail(node, f"integer literal of more than {_MAX_INT_BITS} bits")
             return node.value
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
             vals = []
@@ -93,8 +162,12 @@ class _Evaluator:
                 self.fail(node, f"name {node.id!r} is not defined")
             return copy.deepcopy(self.env[node.id])
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            a, b = self.ev(node.left), self.ev(node.right)
+            why = _binop_bound(node.op, a, b)
+            if why:
+                self.fail(node, why)
             try:
-                return _BINOPS[type(node.op)](self.ev(node.left), self.ev(node.right))
+                return _BINOPS[type(node.op)](a, b)
             except (TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
                 self.fail(node, f"bad arithmetic ({e})")
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNOPS:
@@ -117,12 +190,24 @@ class _Evaluator:
         self.fail(node, f"{type(node).__name__} expressions are not allowed")
 
 
+def _parse(text: str, where: str):
+    try:
+        return ast.parse(text, filename=where)
+    except SyntaxError as e:
+        raise ConfigError(f"{where}:{e.lineno}: Python syntax error in config: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:  # e.g. a null byte, nesting beyond the parser
+        raise ConfigError(f"{where}: config text cannot be parsed ({type(e).__name__}: {str(e)[:200]})") from None
+
+
 def _eval_module(text: str, where: str, env: dict) -> dict:
     """Evaluate the assignments of a config module; returns the names it assigns (in order)."""
     try:
-        tree = ast.parse(text, filename=where)
-    except SyntaxError as e:
-        raise ConfigError(f"{where}:{e.lineno}: Python syntax error in config: {e.msg}") from None
+        return _eval_statements(_parse(text, where), where, env)
+    except RecursionError:
+        raise ConfigError(f"{where}: config expression nested too deeply") from None
+
+
+def _eval_statements(tree, where: str, env: dict) -> dict:
     ev = _Evaluator(where, env)
     out: dict = {}
     for stmt in tree.body:
@@ -131,7 +216,7 @@ def _eval_module(text: str, where: str, env: dict) -> dict:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
             continue  # docstring / bare string
         if isinstance(stmt, ast.Assign):
-            value = ev.ev(stmt.value)
+            value = check_size(ev.ev(stmt.value), f"{where}:{stmt.lineno}")
             for tgt in stmt.targets:
                 if not isinstance(tgt, ast.Name):
                     ev.fail(tgt, "only plain 'name = value' assignments are allowed")
@@ -139,7 +224,7 @@ def _eval_module(text: str, where: str, env: dict) -> dict:
                 env[tgt.id] = value
             continue
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-            out[stmt.target.id] = env[stmt.target.id] = ev.ev(stmt.value)
+            out[stmt.target.id] = env[stmt.target.id] = check_size(ev.ev(stmt.value), f"{where}:{stmt.lineno}")
             continue
         ev.fail(stmt, f"{type(stmt).__name__} statements are not allowed")
     return out
@@ -178,6 +263,8 @@ def _load_file(path: Path, depth: int, chain: tuple) -> dict:
             own = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:  # e.g. an integer beyond Python's digit limit
+            raise ConfigError(f"{path}: invalid JSON ({str(e)[:200]})") from None
     elif suffix in (".yaml", ".yml"):
         import yaml
 
@@ -187,10 +274,7 @@ def _load_file(path: Path, depth: int, chain: tuple) -> dict:
             raise ConfigError(f"{path}: invalid YAML ({e})") from None
     elif suffix == ".py":
         # bases first: a child may use names its bases define
-        try:
-            tree = ast.parse(text, filename=str(path))
-        except SyntaxError as e:
-            raise ConfigError(f"{path}:{e.lineno}: Python syntax error in config: {e.msg}") from None
+        tree = _parse(text, str(path))
         bases_node = next((s for s in tree.body if isinstance(s, ast.Assign)
                            and any(isinstance(t, ast.Name) and t.id == "_base_" for t in s.targets)), None)
         merged: dict = {}
@@ -204,6 +288,7 @@ def _load_file(path: Path, depth: int, chain: tuple) -> dict:
         raise ConfigError(f"{path}: unknown config format {suffix!r}; expected .py, .json, .yaml or .yml")
     if not isinstance(own, dict):
         raise ConfigError(f"{path}: config must be a mapping at top level, got {type(own).__name__}")
+    check_size(own, str(path))  # YAML aliases can share one value many times
     bases = own.pop("_base_", None)
     if bases is not None:
         return merge(_merge_bases(path, bases, depth, chain, None), own)
@@ -243,8 +328,8 @@ def config_from_text(text: str, where: str = "<checkpoint meta>") -> dict:
     s = text.lstrip()
     if s.startswith("{"):
         try:
-            return json.loads(text)
-        except json.JSONDecodeError:
+            return check_size(json.loads(text), where)
+        except (ValueError, RecursionError):  # not JSON (or a number beyond the digit limit): read as Python
             pass
     env: dict = {}
     out = _eval_module(text, where, env)

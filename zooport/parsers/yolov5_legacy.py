@@ -31,7 +31,7 @@ def read_torch_legacy(path: str | os.PathLike, float_dtype: torch.dtype | None =
     sys-info dict and the object (storages as persistent ids), a pickled list
     of storage keys, then per key (in that order) an int64 element count and
     the raw little-endian data. Storages are allocated from their records
-    (bounded by the file size) and filled after the object pickle. Float
+    (together bounded by the file size) and filled after the object pickle. Float
     tensors keep their stored dtype here (``float_dtype`` is applied by the
     caller per tensor in this format).
     """
@@ -39,6 +39,7 @@ def read_torch_legacy(path: str | os.PathLike, float_dtype: torch.dtype | None =
     data = path.read_bytes()
     f = io.BytesIO(data)
     storages: dict[str, torch.Tensor] = {}
+    claimed = [0]  # bytes of all storages allocated so far: together they must fit in the file
 
     def no_storage(key, dtype, numel):
         raise CheckpointError(f"{path}: unexpected storage in the legacy header")
@@ -47,8 +48,10 @@ def read_torch_legacy(path: str | os.PathLike, float_dtype: torch.dtype | None =
         if key in storages:
             return storages[key]
         itemsize = torch.empty((), dtype=dtype).element_size()
-        if numel * itemsize > len(data):
-            raise CheckpointError(f"{path}: storage {key!r} claims {numel * itemsize} bytes, more than the file holds")
+        claimed[0] += numel * itemsize
+        if claimed[0] > len(data):
+            raise CheckpointError(f"{path}: storage {key!r} claims {numel * itemsize} bytes; with the storages "
+                                  f"before it that is more than the file holds ({len(data)} bytes)")
         storages[key] = torch.empty(numel, dtype=dtype)
         return storages[key]
 

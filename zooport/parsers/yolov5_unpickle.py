@@ -7,14 +7,17 @@ names classes such as ``models.yolo.DetectionModel`` or
 whatever a hostile file names), so this reader never imports anything the
 file names:
 
-* every global is looked up in the explicit allowlist :data:`ALLOWED`; a
+* every global is looked up in the explicit allowlist of :func:`resolve_global`; a
   foreign class becomes an inert :class:`StandIn` subclass that only records
   the arguments and the pickled ``__dict__`` it is given; a name outside the
   allowlist raises :class:`UnsafeCheckpointError` before anything runs;
 * tensors are rebuilt by our own functions from validated storages (bounds
   checked against the storage size; sparse and quantized layouts rejected);
 * the archive is checked first: no TorchScript (``code/``, ``constants.pkl``),
-  no ``..`` or absolute member names, storages present and complete.
+  no ``..`` or absolute member names; members must be stored uncompressed as
+  ``torch.save`` writes them (no zip bomb), and each storage member must hold
+  exactly ``numel * itemsize`` bytes, which is all that is read of it
+  (:func:`zooport.parsers.torch_zip.read_member`).
 
 Output: plain Python containers, :class:`StandIn` records and
 ``torch.Tensor`` objects in the file's own dtypes.
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, UnsafeCheckpointError
+from .torch_zip import read_member
 
 # --------------------------------------------------------------------------------------------
 # Stand-ins
@@ -352,7 +356,8 @@ def read_torch_zip(path: str | os.PathLike, float_dtype: torch.dtype | None = No
         names = zf.namelist()
         root = _check_members(path, names)
         members = set(names)
-        byteorder = zf.read(root + "byteorder").decode().strip() if root + "byteorder" in members else "little"
+        byteorder = (read_member(zf, root + "byteorder", path).decode(errors="replace").strip()
+                     if root + "byteorder" in members else "little")
         if byteorder != "little":
             raise CheckpointError(f"{path}: big-endian storages are not supported")
         storages: dict[str, torch.Tensor] = {}
@@ -367,18 +372,8 @@ def read_torch_zip(path: str | os.PathLike, float_dtype: torch.dtype | None = No
             if name not in members:
                 raise CheckpointError(f"{path}: storage {key!r} is missing from the archive (member {name})")
             itemsize = torch.empty((), dtype=dtype).element_size()
-            declared = zf.getinfo(name).file_size
-            if declared < numel * itemsize:  # checked before reading: a record cannot make us allocate
-                raise CheckpointError(f"{path}: storage {key!r} holds {declared} bytes, its record needs "
-                                      f"{numel * itemsize} ({numel} x {dtype})")
-            try:
-                raw = zf.read(name)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as e:
-                raise CheckpointError(f"{path}: storage {key!r} is unreadable or truncated ({e})") from None
-            if len(raw) < numel * itemsize:
-                raise CheckpointError(f"{path}: storage {key!r} holds {len(raw)} bytes, its record needs "
-                                      f"{numel * itemsize} ({numel} x {dtype})")
-            buf = raw[: numel * itemsize]
+            # the recorded size must be exactly what the record needs, checked before reading anything
+            buf = read_member(zf, name, path, numel * itemsize, what=f"storage {key!r}")
             if float_dtype is not None and dtype.is_floating_point and dtype != float_dtype \
                     and dtype in _NUMPY_FLOATS and float_dtype in _NUMPY_FLOATS:
                 # numpy's cast: much cheaper than a torch op per small storage on a busy CPU
@@ -390,10 +385,7 @@ def read_torch_zip(path: str | os.PathLike, float_dtype: torch.dtype | None = No
             storages[key] = st
             return st
 
-        try:
-            data = zf.read(root + "data.pkl")
-        except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as e:
-            raise CheckpointError(f"{path}: data.pkl is unreadable or truncated ({e})") from None
+        data = read_member(zf, root + "data.pkl", path, what="data.pkl")
         try:
             return _RestrictedUnpickler(data, load_storage).load()
         except CheckpointError as e:
@@ -403,10 +395,3 @@ def read_torch_zip(path: str | os.PathLike, float_dtype: torch.dtype | None = No
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
                 RuntimeError, MemoryError, OverflowError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{path}: malformed pickle in data.pkl ({type(e).__name__}: {e})") from None
-
-
-def zlib_error():
-    import zlib
-
-    return zlib.error
-

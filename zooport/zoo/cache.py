@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .._io import sha256_file
+from .._io import new_file_mode, sha256_file
 from ..errors import DownloadError, IntegrityError
 from .manifest import FileSpec
 
@@ -207,6 +207,7 @@ def _download(spec: FileSpec, url: str, dest: Path, progress, retries: int, back
         _remove(part)
         raise IntegrityError(f"{spec.filename} from {url}: sha256 {digest} does not match the manifest's "
                              f"{spec.sha256}; the file was removed")
+    os.chmod(part, new_file_mode())  # what the umask gives a new file now, even if an older run began the .part
     os.replace(part, dest)
 
 
