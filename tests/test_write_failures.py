@@ -69,7 +69,7 @@ def _cases(d: Path) -> dict:
                        "-o", "OUT/x.pth"], 4096),
         "mmdet-to-darknet-weights": (["convert", "mmdet", str(d / "y3s.pth"), "--to", "darknet",
                                       "-o", "OUT/x.weights"], 4096),
-        "yolov5-state-dict": (["convert", "yolov5", str(d / "v5.pt"), "--format", "yolov5", "-o", "OUT/x.pt"], 4096),
+        "yolov5-state-dict": (["convert", "yolov5", str(d / "v5.pt"), "--to", "yolov5", "-o", "OUT/x.pt"], 4096),
         "yolov5-native": (["convert", "yolov5", str(d / "v5.pt"), "-o", "OUT/x.pt"], 4096),
         "onnx": (["export", "onnx", *tiny, "--imgsz", "64", "-o", "OUT/x.onnx"], 4096),
         "verify-json": (["verify", *tiny, "--voc", str(d / "voc"), "--imgsz", "64", "--names", str(NAMES),
