@@ -168,8 +168,7 @@ def load_yolov5(path: str | os.PathLike):
     are float32; ``model.source`` records the file, its sha256 and whether the
     EMA weights were used.
     """
-    from ..model_defs.base import default_preprocess
-    from ..model_defs.yolov5 import apply_overrides, build_uninitialised, compute_stride
+    from ..model_defs.yolov5 import apply_overrides, build_uninitialised, compute_stride, model_class
     from ..parsers.yolov5_ckpt import parse_yolov5_checkpoint
 
     path = Path(path)
@@ -182,8 +181,9 @@ def load_yolov5(path: str | os.PathLike):
     source = {"format": "yolov5", "file": path.name, "sha256": sha256_file(path), "weights": ck.source_key,
               "note": "EMA weights used (training checkpoint)" if ck.source_key == "ema" else
               "released weights ('model')", **{k: v for k, v in ck.info.items() if k in ("epoch", "date")}}
-    meta = {"names": ck.names, "source": source, "preprocess": default_preprocess("letterbox", 114)}
-    model = build_uninitialised(arch, meta)
+    cls = model_class(arch["yaml"])
+    meta = {"names": ck.names, "source": source, "preprocess": cls._default_preprocess()}
+    model = build_uninitialised(arch, meta, cls)
     ov = _overrides(model, ck.modules)
     apply_overrides(model, ov)
     model._arch["overrides"] = ov

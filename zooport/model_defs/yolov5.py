@@ -23,6 +23,9 @@ from torch import nn
 from ..errors import ConfigError, UsageError
 from .base import Detector, default_preprocess
 from . import yolov5_blocks as B
+from . import yolov5_cls as C
+from . import yolov5_extra as X
+from . import yolov5_seg as S
 
 FAMILY = "yolov5"
 
@@ -36,14 +39,17 @@ _MODULES = {
     "BottleneckCSP": (B.BottleneckCSP, "csp"), "C3": (B.C3, "csp"), "C3x": (B.C3x, "csp"),
     "C3TR": (B.C3TR, "csp"), "C3Ghost": (B.C3Ghost, "csp"),
     "C3SPP": (B.C3SPP, "conv"),  # YOLOv5 passes no repeat count to C3SPP (its 3rd argument is k)
-    "nn.Conv2d": (nn.Conv2d, "plainconv"),
+    "nn.Conv2d": (nn.Conv2d, "plainconv"), "nn.ConvTranspose2d": (nn.ConvTranspose2d, "plainconv"),
+    "DWConvTranspose2d": (X.DWConvTranspose2d, "plainconv"), "MixConv2d": (X.MixConv2d, "conv"),
+    "Sum": (X.Sum, "sum"),
     "Concat": (B.Concat, "concat"), "Contract": (B.Contract, "contract"), "Expand": (B.Expand, "expand"),
-    "Detect": (B.Detect, "detect"),
+    "Detect": (B.Detect, "detect"), "Segment": (S.Segment, "detect"), "Classify": (C.Classify, "classify"),
     "nn.Upsample": (nn.Upsample, "same"), "nn.MaxPool2d": (nn.MaxPool2d, "same"),
     "nn.ZeroPad2d": (nn.ZeroPad2d, "same"), "nn.Identity": (nn.Identity, "same"),
     "nn.BatchNorm2d": (nn.BatchNorm2d, "bn"),
 }
-_NEEDS_OPT = {"conv", "csp"}
+_NEEDS_OPT = {"conv", "csp", "classify"}
+HEADS = ("Detect", "Segment", "Classify")  # the module a YOLOv5 architecture ends with
 _EXPR_NA_NO = re.compile(r"^na\s*\*\s*\(\s*nc\s*\+\s*5\s*\)$")
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfgs" / "yolov5"
@@ -72,12 +78,15 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
     """Build YOLOv5's layer list from the architecture dict ``d``.
 
     Returns (layers, froms, save, detect_index): ``froms[i]`` is -1, an absolute
-    layer index or a list of them, as YOLOv5 routes its ``Model._forward_once``.
+    layer index or a list of them, as YOLOv5 routes its ``Model._forward_once``;
+    ``detect_index`` is the last layer, the head (Detect, Segment or Classify).
     """
-    for key in ("nc", "anchors", "backbone", "head"):
+    classify = bool(d.get("head")) and isinstance(d["head"][-1], (list, tuple)) and len(d["head"][-1]) == 4 \
+        and d["head"][-1][2] == "Classify"
+    for key in ("nc", "backbone", "head") + (() if classify else ("anchors",)):
         if key not in d:
             raise ConfigError(f"YOLOv5 architecture dict has no key {key!r}")
-    nc, anchors = int(d["nc"]), d["anchors"]
+    nc, anchors = int(d["nc"]), d.get("anchors", [[]])
     gd, gw = float(d.get("depth_multiple", 1.0)), float(d.get("width_multiple", 1.0))
     na = len(anchors[0]) // 2 if isinstance(anchors, list) else int(anchors)
     no = na * (nc + 5)
@@ -119,7 +128,14 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
                 args.insert(2, n)
                 n = 1
         elif kind == "bn":
-            args, c2 = [c1], c1
+            # YOLOv5 leaves c2 at the previous layer's value here (equal to c1 when from = -1)
+            args, c2 = [c1], (ch[-1] if ch else ch_in)
+        elif kind == "sum":
+            c2 = chan(f[0]) if isinstance(f, list) else c1
+        elif kind == "classify":
+            args = [c1 if c1 is not None else sum(chan(x) for x in f), *args]
+            detect_index = i
+            c2 = args[1]
         elif kind == "concat":
             c2 = sum(chan(x) for x in f)
         elif kind == "contract":
@@ -131,8 +147,13 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
                 args[1] = [list(range(args[1] * 2))] * len(f)
             inputs = [chan(x) for x in f]
             with_convs = not all(types[x if x >= 0 else i + x] == "nn.Conv2d" and chan(x) == no for x in f)
-            args = [args[0], args[1], inputs if with_convs else ()]
-            kw = {"stride": stride, "with_convs": with_convs}
+            if mname == "Segment":  # (nc, anchors, nm, npr): npr scaled by the width multiple
+                nm = args[2] if len(args) > 2 else 32
+                npr = make_divisible((args[3] if len(args) > 3 else 256) * gw, 8)
+                args, kw = [args[0], args[1], nm, npr, inputs], {"stride": stride, "opt": opt}
+            else:
+                args = [args[0], args[1], inputs if with_convs else ()]
+                kw = {"stride": stride, "with_convs": with_convs}
             detect_index = i
             c2 = no
         else:
@@ -148,7 +169,7 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
         ch.append(c2)
         types.append(mname)
     if detect_index is None or detect_index != len(rows) - 1:
-        raise ConfigError("YOLOv5 architecture dict must end with a Detect layer")
+        raise ConfigError(f"YOLOv5 architecture dict must end with a head layer (one of {', '.join(HEADS)})")
     return layers, froms, sorted(set(save)), detect_index
 
 
@@ -160,11 +181,16 @@ class YOLOv5Model(Detector):
     """
 
     family = FAMILY
+    head_types = ("Detect",)  # the final module this class runs (subclasses: Segment, Classify)
 
     def __init__(self, arch: dict, meta: dict | None = None):
         meta = dict(meta or {})
         arch = copy.deepcopy(arch)
         yaml = arch["yaml"]
+        head = head_type(yaml)
+        if head not in self.head_types:
+            raise ConfigError(f"the architecture ends with {head!r}; {type(self).__name__} runs "
+                              f"{'/'.join(self.head_types)} (build it with model_class(yaml) instead)")
         opt = B.BuildOptions(act=arch.get("act") or _yaml_act(yaml), csp_act=arch.get("csp_act") or _yaml_act(yaml),
                              bn_eps=float(arch.get("bn_eps", 1e-3)), bn_momentum=float(arch.get("bn_momentum", 0.03)))
         stride = arch.get("stride")
@@ -176,8 +202,8 @@ class YOLOv5Model(Detector):
             raise ConfigError(f"{len(names)} class names given for nc={nc}")
         big = max(stride) >= 64
         super().__init__(names=names, stride=[int(s) for s in stride],
-                         input_size=meta.get("input_size") or ([1280, 1280] if big else [640, 640]),
-                         preprocess=meta.get("preprocess") or default_preprocess("letterbox", 114),
+                         input_size=meta.get("input_size") or self._default_input_size(big),
+                         preprocess=meta.get("preprocess") or self._default_preprocess(),
                          anchors=None, source=meta.get("source") or {"format": "yolov5"})
         layers, self.froms, self.save, self.detect_index = parse_model(yaml, opt, int(yaml.get("ch", 3)), stride)
         self.model = nn.Sequential(*layers)
@@ -191,6 +217,14 @@ class YOLOv5Model(Detector):
         self.anchors = self._pixel_anchors()
 
     # -- metadata -----------------------------------------------------------------------------
+    @staticmethod
+    def _default_input_size(big: bool) -> list:
+        return [1280, 1280] if big else [640, 640]
+
+    @staticmethod
+    def _default_preprocess() -> dict:
+        return default_preprocess("letterbox", 114)
+
     def _pixel_anchors(self) -> list:
         det = self.model[self.detect_index]
         a = det.anchors.detach()
@@ -209,6 +243,8 @@ class YOLOv5Model(Detector):
         y = []
         for i, (m, f) in enumerate(zip(self.model, self.froms)):
             if i == self.detect_index:
+                if isinstance(f, int):
+                    return [x if f == -1 else y[f]]
                 return [x if j == -1 else y[j] for j in f]
             if f != -1:
                 x = y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
@@ -238,7 +274,7 @@ class YOLOv5Model(Detector):
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "YOLOv5Model":
-        model = build_uninitialised(arch, meta)
+        model = build_uninitialised(arch, meta, cls)
         model.to_empty(device="cpu")
         model.anchors = meta.get("anchors") or model.anchors
         return model
@@ -280,11 +316,35 @@ class _SkipInit:
         return False
 
 
-def build_uninitialised(arch: dict, meta: dict | None = None) -> "YOLOv5Model":
-    """A YOLOv5Model whose tensors live on the meta device (no memory, no init): load with
-    ``load_state_dict(..., assign=True)`` or materialise with ``to_empty(device=...)``."""
+def build_uninitialised(arch: dict, meta: dict | None = None, cls=None) -> "YOLOv5Model":
+    """A model (class ``cls``, default :func:`model_class` of the yaml) whose tensors live on the meta
+    device (no memory, no init): load with ``load_state_dict(..., assign=True)`` or materialise with
+    ``to_empty(device=...)``."""
+    cls = cls or model_class(arch["yaml"])
     with _SkipInit():
-        return YOLOv5Model(arch, meta)
+        return cls(arch, meta)
+
+
+def head_type(yaml: dict) -> str:
+    """The module name of the architecture's last row (``Detect``, ``Segment`` or ``Classify``)."""
+    try:
+        return str(list(yaml["head"])[-1][2])
+    except (KeyError, IndexError, TypeError):
+        raise ConfigError("YOLOv5 architecture dict: 'head' must be a non-empty list of "
+                          "[from, number, module, args] rows") from None
+
+
+def model_class(yaml: dict) -> type:
+    """The native class for an architecture: YOLOv5Model (Detect), YOLOv5SegModel, YOLOv5ClsModel."""
+    head = head_type(yaml)
+    if head == "Detect":
+        return YOLOv5Model
+    from . import yolov5_tasks
+
+    try:
+        return {"Segment": yolov5_tasks.YOLOv5SegModel, "Classify": yolov5_tasks.YOLOv5ClsModel}[head]
+    except KeyError:
+        raise ConfigError(f"YOLOv5 architecture ends with {head!r}; expected one of {', '.join(HEADS)}") from None
 
 
 def _yaml_act(yaml: dict) -> dict:
@@ -312,13 +372,17 @@ def apply_overrides(model: nn.Module, overrides: dict) -> None:
 
 
 def compute_stride(yaml: dict, opt_arch: dict) -> list:
-    """Strides of the Detect levels, from a forward pass at 256x256 (as YOLOv5 computes them)."""
-    nl = len(yaml["anchors"]) if isinstance(yaml["anchors"], list) else len(yaml["head"][-1][0])
+    """Strides of the head's inputs (the Detect/Segment levels; the Classify input), from a forward pass at
+    256x256 (as YOLOv5 computes them; a Classify model has one)."""
+    if head_type(yaml) == "Classify":
+        nl = 1
+    else:
+        nl = len(yaml["anchors"]) if isinstance(yaml["anchors"], list) else len(yaml["head"][-1][0])
     arch = dict(opt_arch, yaml=yaml, stride=[1] * nl)
     m = build_uninitialised(arch)
     s = 256
-    outs = m.raw(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
-    return [s // o.shape[-2] for o in outs]
+    feats = m._detect_inputs(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
+    return [s // o.shape[-2] for o in feats]
 
 
 def load_cfg(name: str) -> dict:

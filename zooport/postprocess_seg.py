@@ -1,0 +1,127 @@
+"""Post-processing of YOLOv5 v7.0 segmentation outputs: NMS that carries mask coefficients, and masks.
+
+The box NMS kernel is :func:`zooport.postprocess.nms` (one implementation);
+this module adds only what segmentation needs around it, with YOLOv5 v7.0's
+semantics (``utils/general.py non_max_suppression(..., nm=32)`` and
+``utils/segment/general.py``):
+
+* :func:`non_max_suppression_seg`: ``prediction`` (B, N, 5 + nc + nm) as
+  ``YOLOv5SegModel`` returns it -> per image (n, 6 + nm): x1 y1 x2 y2 score
+  class, then the mask coefficients. As in v7.0, ``x[:, 5:] *= x[:, 4:5]``
+  multiplies the mask coefficients by objectness as well as the class scores,
+  so the returned coefficients are objectness-scaled (what ``segment/predict.py``
+  passes to :func:`process_mask`).
+* :func:`process_mask`: ``sigmoid(coeffs @ protos)`` at prototype resolution,
+  cropped to the boxes, optionally upsampled (bilinear, half-pixel centres)
+  to the input size, thresholded at 0.5.
+* :func:`masks_to_original`: the (n, H, W) input-size masks cut out of the
+  letterbox and resized to the original image, as ``val.py`` (segment) does
+  before RLE-encoding them.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .postprocess import MAX_WH, nms, xywh2xyxy
+
+
+def non_max_suppression_seg(prediction: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, *,
+                            nm: int = 32, classes: list[int] | None = None, agnostic: bool = False,
+                            multi_label: bool = False, max_det: int = 300, max_nms: int = 30000) -> list:
+    """YOLOv5's NMS for segmentation predictions; see the module doc. Returns per image (n, 6 + nm) float32."""
+    if prediction.dim() != 3 or prediction.shape[-1] < 6 + nm:
+        raise ValueError(f"prediction must be (B, N, 5+nc+nm) with nm={nm}, got {tuple(prediction.shape)}")
+    prediction = prediction.detach().float()
+    mi = prediction.shape[2] - nm  # first mask column
+    multi_label = multi_label and mi - 5 > 1
+    out = []
+    for x in prediction:
+        x = x[x[:, 4] > conf_thres].clone()
+        empty = torch.zeros((0, 6 + nm))
+        if not x.shape[0]:
+            out.append(empty)
+            continue
+        x[:, 5:] *= x[:, 4:5]  # class scores AND mask coefficients, as v7.0 does
+        box, mask = xywh2xyxy(x[:, :4]), x[:, mi:]
+        if multi_label:
+            i, j = (x[:, 5:mi] > conf_thres).nonzero(as_tuple=False).T
+            x = torch.cat((box[i], x[i, 5 + j, None], j[:, None].float(), mask[i]), 1)
+        else:
+            conf, j = x[:, 5:mi].max(1, keepdim=True)
+            x = torch.cat((box, conf, j.float(), mask), 1)[conf.view(-1) > conf_thres]
+        if classes is not None:
+            x = x[(x[:, 5:6] == torch.tensor(classes, dtype=x.dtype)).any(1)]
+        if not x.shape[0]:
+            out.append(empty)
+            continue
+        x = x[x[:, 4].argsort(descending=True, stable=True)[:max_nms]]
+        offset = x[:, 5:6] * (0 if agnostic else MAX_WH)
+        out.append(x[nms(x[:, :4] + offset, x[:, 4], iou_thres, max_keep=max_det)])
+    return out
+
+
+def crop_mask(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Zero (n, h, w) ``masks`` outside their (n, 4) xyxy ``boxes``: pixel (r, c) kept iff x1 <= c < x2 and
+    y1 <= r < y2 with integer indices (YOLOv5's rule)."""
+    n, h, w = masks.shape
+    x1, y1, x2, y2 = torch.chunk(boxes[:, :, None], 4, 1)  # each (n, 1, 1)
+    c = torch.arange(w, device=masks.device, dtype=x1.dtype)[None, None, :]
+    r = torch.arange(h, device=masks.device, dtype=x1.dtype)[None, :, None]
+    return masks * ((c >= x1) * (c < x2) * (r >= y1) * (r < y2))
+
+
+def process_mask(protos: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tensor, shape, upsample: bool = False,
+                 crop_first: bool = True) -> torch.Tensor:
+    """Binary masks of detections.
+
+    ``protos`` (nm, mh, mw) (one image of ``proto``), ``coeffs`` (n, nm), ``boxes`` (n, 4) xyxy in
+    pixels of the model input of size ``shape`` (h, w). ``crop_first`` (``process_mask``): crop at
+    prototype resolution with the boxes scaled by mh/h, mw/w, then optionally upsample to ``shape``
+    -> (n, h, w) or (n, mh, mw). ``crop_first=False`` (``process_mask_upsample``, what ``val.py``
+    uses for COCO json): upsample first, then crop with the input-size boxes -> (n, h, w).
+    Returns float 0/1 (value > 0.5).
+    """
+    nm, mh, mw = protos.shape
+    ih, iw = int(shape[0]), int(shape[1])
+    masks = (coeffs.float() @ protos.float().view(nm, -1)).sigmoid().view(-1, mh, mw)
+    if not crop_first:
+        masks = F.interpolate(masks[None], (ih, iw), mode="bilinear", align_corners=False)[0]
+        return crop_mask(masks, boxes.float()).gt_(0.5)
+    b = boxes.float().clone()
+    b[:, 0] *= mw / iw
+    b[:, 2] *= mw / iw
+    b[:, 3] *= mh / ih
+    b[:, 1] *= mh / ih
+    masks = crop_mask(masks, b)
+    if upsample:
+        masks = F.interpolate(masks[None], (ih, iw), mode="bilinear", align_corners=False)[0]
+    return masks.gt_(0.5)
+
+
+def masks_to_original(masks, ratio_pad, orig_hw):
+    """(n, h, w) input-size masks (0/1) -> (n, H0, W0) uint8 masks of the original image.
+
+    As YOLOv5 v7.0's ``scale_image``: cut ``[int(pad_y) : int(h - pad_y), int(pad_x) : int(w - pad_x)]``,
+    ``cv2.resize`` (bilinear) of the float masks to (W0, H0), then a uint8 cast (which truncates, so a
+    pixel is set only where the interpolated value is exactly 1), as ``save_one_json`` does.
+    ``ratio_pad`` = (ratio, (pad_x, pad_y)).
+    """
+    import cv2
+    import numpy as np
+
+    m = masks.detach().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks)
+    n, h, w = m.shape
+    H0, W0 = int(orig_hw[0]), int(orig_hw[1])
+    if n == 0:
+        return np.zeros((0, H0, W0), np.uint8)
+    pad_x, pad_y = ratio_pad[1]
+    top, left = int(pad_y), int(pad_x)
+    bottom, right = int(h - pad_y), int(w - pad_x)
+    hwn = np.ascontiguousarray(m.transpose(1, 2, 0)[top:bottom, left:right].astype(np.float32))
+    out = []
+    for s in range(0, n, 512):  # cv2.resize takes at most 512 channels
+        r = cv2.resize(hwn[:, :, s:s + 512], (W0, H0))
+        out.append(r.reshape(H0, W0, -1))
+    res = np.concatenate(out, 2).transpose(2, 0, 1)
+    return np.asarray(res, dtype=np.uint8)
