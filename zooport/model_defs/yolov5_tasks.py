@@ -44,6 +44,9 @@ class YOLOv5SegModel(YOLOv5Model):
     def num_masks(self) -> int:
         return self.model[self.detect_index].nm
 
+    def onnx_dynamic_axes(self) -> dict:
+        return {"output0": {0: "batch", 1: "anchors"}, "output1": {0: "batch", 2: "proto_h", 3: "proto_w"}}
+
     # forward = YOLOv5Model.forward: Segment.decode returns (pred, proto)
 
 
@@ -57,6 +60,9 @@ class YOLOv5ClsModel(YOLOv5Model):
     @property
     def output_names(self) -> tuple:
         return ("probs",) if self.output_softmax else ("logits",)
+
+    def onnx_dynamic_axes(self) -> dict:
+        return {self.output_names[0]: {0: "batch"}}
 
     @staticmethod
     def _default_input_size(big: bool) -> list:
