@@ -88,3 +88,21 @@ def test_cls_checkpoint_extra_objects_are_inert_records():
     assert [s.foreign for s in steps] == ["utils.augmentations.CenterCrop", "utils.augmentations.ToTensor",
                                           "torchvision.transforms.transforms.Normalize"]
     assert not callable(tr) and not callable(steps[0])
+
+
+def test_create_cls_matches_checkpoint_structure():
+    import zooport
+    from zooport.parsers.yolov5_ckpt import parse_yolov5_checkpoint
+
+    m = zooport.create_yolov5("yolov5n-cls")
+    assert type(m).__name__ == "YOLOv5ClsModel" and m.num_classes == 1000 and m.stride == [32]
+    assert sum(p.numel() for p in m.parameters()) == 2493000  # README
+    ck = parse_yolov5_checkpoint(asset(f"{CLS}/yolov5n-cls.pt"))
+    sd = m.state_dict()
+    assert set(sd) == set(ck.state_dict)
+    assert all(tuple(sd[k].shape) == tuple(v.shape) for k, v in ck.state_dict.items())
+    assert m.model[9].conv.bn.eps == pytest.approx(1e-5) and m.model[8].cv1.bn.eps == pytest.approx(1e-3)
+    assert m.preprocess["mode"] == "center_crop" and m.input_size == [224, 224]
+    m5 = zooport.create_yolov5("yolov5s-cls", nc=5)
+    with torch.no_grad():
+        assert m5.eval()(torch.rand(2, 3, 96, 64)).shape == (2, 5)

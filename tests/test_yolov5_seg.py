@@ -128,3 +128,56 @@ def test_seg_nms_scales_mask_coefficients_by_objectness():
     assert d.shape == (1, 9)
     assert d[0, :6].tolist() == pytest.approx([40.0, 45.0, 60.0, 55.0, 0.4, 0.0])
     assert d[0, 6:].tolist() == pytest.approx([1.0, -2.0, 0.5])
+
+
+def test_create_seg_matches_checkpoint_structure():
+    """create_yolov5('yolov5n-seg') has the v7.0 SegmentationModel's keys, shapes and parameter count (README:
+    1,991,549) and YOLOv5's bias priors on the detection columns only."""
+    import math
+
+    import zooport
+    from zooport.parsers.yolov5_ckpt import parse_yolov5_checkpoint
+
+    m = zooport.create_yolov5("yolov5n-seg")
+    assert type(m).__name__ == "YOLOv5SegModel" and m.stride == [8, 16, 32]
+    assert sum(p.numel() for p in m.parameters()) == 1991549
+    ck = parse_yolov5_checkpoint(asset(f"{MORE}/yolov5n-seg/yolov5n-seg.pt"))
+    sd = m.state_dict()
+    assert set(sd) == set(ck.state_dict)
+    assert all(tuple(sd[k].shape) == tuple(v.shape) for k, v in ck.state_dict.items())
+    seg = m.model[m.detect_index]
+    m2 = torch.nn.Conv2d(seg.m[0].in_channels, seg.m[0].out_channels, 1)  # default init bound for the bias
+    bound = float(m2.weight.shape[1]) ** -0.5
+    b = seg.m[0].bias.detach().view(3, -1)
+    assert (b[:, 4] - math.log(8 / (640 / 8) ** 2)).abs().max() <= bound
+    assert (b[:, 5:85] - math.log(0.6 / (80 - 0.99999))).abs().max() <= bound
+    assert b[:, 85:].abs().max() <= bound  # mask columns keep the default initialisation
+    with torch.no_grad():
+        pred, proto = m.eval()(torch.rand(1, 3, 128, 96))
+    assert pred.shape == (1, 3 * (16 * 12 + 8 * 6 + 4 * 3), 117) and proto.shape == (1, 32, 32, 24)
+
+
+def test_every_v7_module_builds_from_yaml(tmp_path):
+    """Sum (weighted), nn.BatchNorm2d, MixConv2d (both channel strategies), both transposed convs from a yaml."""
+    import yaml as _yaml
+
+    import zooport
+
+    d = {"nc": 2, "depth_multiple": 1.0, "width_multiple": 1.0, "anchors": [[10, 13, 16, 30]],
+         "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "MixConv2d", [16, [1, 3], 1, False]],
+                      [-1, 1, "nn.BatchNorm2d", []], [-1, 1, "DWConvTranspose2d", [16, 2, 2]],
+                      [-1, 1, "Conv", [16, 3, 2]], [[-1, 2], 1, "Sum", [2, True]],
+                      [-1, 1, "nn.ConvTranspose2d", [16, 1, 1]], [-1, 1, "MixConv2d", [24, [3, 5], 2]]],
+         "head": [[[-1], 1, "Detect", ["nc", "anchors"]]]}
+    p = tmp_path / "m.yaml"
+    p.write_text(_yaml.safe_dump(d))
+    m = zooport.create_yolov5(str(p), nc=2).eval()
+    sd = m.state_dict()
+    assert sd["model.1.m.0.weight"].shape[0] + sd["model.1.m.1.weight"].shape[0] == 16
+    assert sd["model.5.w"].tolist() == [-0.5]
+    assert sd["model.3.weight"].shape == (16, 1, 2, 2) and "model.3.bias" in sd  # depth-wise, with bias
+    assert [sd[f"model.7.m.{i}.weight"].shape[0] for i in range(2)] == [12, 12]
+    assert m.stride == [4]
+    with torch.no_grad():
+        out = m(torch.rand(1, 3, 32, 32))
+    assert out.shape == (1, 2 * 8 * 8, 7) and torch.isfinite(out).all()

@@ -23,154 +23,13 @@ from torch import nn
 from ..errors import ConfigError, UsageError
 from .base import Detector, default_preprocess
 from . import yolov5_blocks as B
-from . import yolov5_cls as C
-from . import yolov5_extra as X
-from . import yolov5_seg as S
+from .yolov5_parse import HEADS, make_divisible, parse_model  # noqa: F401  (re-exported)
 
 FAMILY = "yolov5"
-
-# yaml module name -> (constructor, kind). kind: "conv" takes (c1, c2, ...) with width scaling,
-# "csp" additionally takes the repeat count n as third argument.
-_MODULES = {
-    "Conv": (B.Conv, "conv"), "DWConv": (B.DWConv, "conv"), "Focus": (B.Focus, "conv"),
-    "Bottleneck": (B.Bottleneck, "conv"), "CrossConv": (B.CrossConv, "conv"),
-    "GhostConv": (B.GhostConv, "conv"), "GhostBottleneck": (B.GhostBottleneck, "conv"),
-    "SPP": (B.SPP, "conv"), "SPPF": (B.SPPF, "conv"),
-    "BottleneckCSP": (B.BottleneckCSP, "csp"), "C3": (B.C3, "csp"), "C3x": (B.C3x, "csp"),
-    "C3TR": (B.C3TR, "csp"), "C3Ghost": (B.C3Ghost, "csp"),
-    "C3SPP": (B.C3SPP, "conv"),  # YOLOv5 passes no repeat count to C3SPP (its 3rd argument is k)
-    "nn.Conv2d": (nn.Conv2d, "plainconv"), "nn.ConvTranspose2d": (nn.ConvTranspose2d, "plainconv"),
-    "DWConvTranspose2d": (X.DWConvTranspose2d, "plainconv"), "MixConv2d": (X.MixConv2d, "conv"),
-    "Sum": (X.Sum, "sum"),
-    "Concat": (B.Concat, "concat"), "Contract": (B.Contract, "contract"), "Expand": (B.Expand, "expand"),
-    "Detect": (B.Detect, "detect"), "Segment": (S.Segment, "detect"), "Classify": (C.Classify, "classify"),
-    "nn.Upsample": (nn.Upsample, "same"), "nn.MaxPool2d": (nn.MaxPool2d, "same"),
-    "nn.ZeroPad2d": (nn.ZeroPad2d, "same"), "nn.Identity": (nn.Identity, "same"),
-    "nn.BatchNorm2d": (nn.BatchNorm2d, "bn"),
-}
-_NEEDS_OPT = {"conv", "csp", "classify"}
-HEADS = ("Detect", "Segment", "Classify")  # the module a YOLOv5 architecture ends with
-_EXPR_NA_NO = re.compile(r"^na\s*\*\s*\(\s*nc\s*\+\s*5\s*\)$")
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfgs" / "yolov5"
 # model name -> (bundled yaml base, depth_multiple, width_multiple)
 _SIZES = {"n": (0.33, 0.25), "s": (0.33, 0.50), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
-
-
-def make_divisible(x: float, divisor: int = 8) -> int:
-    return int(-(-x // divisor) * divisor)  # ceil(x / divisor) * divisor, YOLOv5's channel rounding
-
-
-def _resolve_arg(a, env: dict, where: str):
-    if not isinstance(a, str):
-        return a
-    if a in env:
-        return env[a]
-    if _EXPR_NA_NO.match(a.strip()):
-        return env["na"] * (env["nc"] + 5)
-    if a in ("nearest", "bilinear", "bicubic"):
-        return a
-    raise ConfigError(f"{where}: unsupported string argument {a!r} (zooport resolves only nc, anchors, na, "
-                      f"None, True, False, 'na * (nc + 5)' and upsample modes; nothing is evaluated)")
-
-
-def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
-    """Build YOLOv5's layer list from the architecture dict ``d``.
-
-    Returns (layers, froms, save, detect_index): ``froms[i]`` is -1, an absolute
-    layer index or a list of them, as YOLOv5 routes its ``Model._forward_once``;
-    ``detect_index`` is the last layer, the head (Detect, Segment or Classify).
-    """
-    classify = bool(d.get("head")) and isinstance(d["head"][-1], (list, tuple)) and len(d["head"][-1]) == 4 \
-        and d["head"][-1][2] == "Classify"
-    for key in ("nc", "backbone", "head") + (() if classify else ("anchors",)):
-        if key not in d:
-            raise ConfigError(f"YOLOv5 architecture dict has no key {key!r}")
-    nc, anchors = int(d["nc"]), d.get("anchors", [[]])
-    gd, gw = float(d.get("depth_multiple", 1.0)), float(d.get("width_multiple", 1.0))
-    na = len(anchors[0]) // 2 if isinstance(anchors, list) else int(anchors)
-    no = na * (nc + 5)
-    env = {"nc": nc, "anchors": anchors, "na": na, "None": None, "True": True, "False": False}
-    layers, froms, save, ch, types = [], [], [], [], []
-    detect_index = None
-    rows = list(d["backbone"]) + list(d["head"])
-    for i, row in enumerate(rows):
-        where = f"architecture layer {i}"
-        try:
-            f, n, mname, args = row
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected [from, number, module, args], got {row!r}") from None
-        if mname not in _MODULES:
-            raise ConfigError(f"{where}: unknown module {mname!r}; expected one of {sorted(_MODULES)}")
-        ctor, kind = _MODULES[mname]
-        args = [_resolve_arg(a, env, where) for a in args]
-
-        def chan(j):  # output channels of the layer a 'from' entry names (-1 = previous)
-            k = i + j if j < 0 else j
-            if not 0 <= k < i:
-                if i == 0 and j == -1:
-                    return ch_in
-                raise ConfigError(f"{where}: 'from' index {j} points outside layers 0..{i - 1}")
-            return ch[k]
-
-        if kind == "detect" and isinstance(f, list) and not f:
-            # v1.0: Detect's inputs are the earlier layers that output na*(nc+5) channels, P5 first
-            f = list(reversed([j for j in range(i) if ch[j] == no]))
-        n = max(round(n * gd), 1) if n > 1 else n
-        kw = {"opt": opt} if kind in _NEEDS_OPT else {}
-        c1 = chan(f) if isinstance(f, int) else None
-        if kind in ("conv", "csp", "plainconv"):
-            c2 = args[0]
-            if c2 != no:
-                c2 = make_divisible(c2 * gw, 8)
-            args = [c1, c2, *args[1:]]
-            if kind == "csp":
-                args.insert(2, n)
-                n = 1
-        elif kind == "bn":
-            # YOLOv5 leaves c2 at the previous layer's value here (equal to c1 when from = -1)
-            args, c2 = [c1], (ch[-1] if ch else ch_in)
-        elif kind == "sum":
-            c2 = chan(f[0]) if isinstance(f, list) else c1
-        elif kind == "classify":
-            args = [c1 if c1 is not None else sum(chan(x) for x in f), *args]
-            detect_index = i
-            c2 = args[1]
-        elif kind == "concat":
-            c2 = sum(chan(x) for x in f)
-        elif kind == "contract":
-            c2 = c1 * args[0] ** 2
-        elif kind == "expand":
-            c2 = c1 // args[0] ** 2
-        elif kind == "detect":
-            if isinstance(args[1], int):
-                args[1] = [list(range(args[1] * 2))] * len(f)
-            inputs = [chan(x) for x in f]
-            with_convs = not all(types[x if x >= 0 else i + x] == "nn.Conv2d" and chan(x) == no for x in f)
-            if mname == "Segment":  # (nc, anchors, nm, npr): npr scaled by the width multiple
-                nm = args[2] if len(args) > 2 else 32
-                npr = make_divisible((args[3] if len(args) > 3 else 256) * gw, 8)
-                args, kw = [args[0], args[1], nm, npr, inputs], {"stride": stride, "opt": opt}
-            else:
-                args = [args[0], args[1], inputs if with_convs else ()]
-                kw = {"stride": stride, "with_convs": with_convs}
-            detect_index = i
-            c2 = no
-        else:
-            c2 = c1
-        try:
-            m = nn.Sequential(*(ctor(*args, **kw) for _ in range(n))) if n > 1 else ctor(*args, **kw)
-        except (TypeError, ValueError, ZeroDivisionError) as e:
-            raise ConfigError(f"{where}: cannot build {mname} with args {args}: {e}") from None
-        fa = [x if x == -1 or x >= 0 else i + x for x in f] if isinstance(f, list) else (f if f == -1 else (f if f >= 0 else i + f))
-        save.extend(x for x in ([fa] if isinstance(fa, int) else fa) if x != -1)
-        layers.append(m)
-        froms.append(fa)
-        ch.append(c2)
-        types.append(mname)
-    if detect_index is None or detect_index != len(rows) - 1:
-        raise ConfigError(f"YOLOv5 architecture dict must end with a head layer (one of {', '.join(HEADS)})")
-    return layers, froms, sorted(set(save)), detect_index
 
 
 class YOLOv5Model(Detector):
@@ -386,43 +245,48 @@ def compute_stride(yaml: dict, opt_arch: dict) -> list:
 
 
 def load_cfg(name: str) -> dict:
-    """A bundled architecture dict: ``yolov5{n,s,m,l,x}[6]``, ``yolov5{size}-p2``/``-p7`` or a yaml path."""
+    """A bundled architecture dict: ``yolov5{n,s,m,l,x}[6]``, ``yolov5{size}-p2``/``-p7``, ``-seg``
+    (segmentation), ``-cls`` (classification) or a yaml path."""
     import yaml as _yaml
 
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         with open(p, encoding="utf-8") as f:
             return _yaml.safe_load(f)
-    m = re.fullmatch(r"yolov5([nsmlx])(6|-p2|-p6|-p7)?", name)
+    m = re.fullmatch(r"yolov5([nsmlx])(6|-p2|-p6|-p7|-seg|-cls)?", name)
     if not m:
         raise UsageError(f"unknown YOLOv5 model {name!r}; expected yolov5n/s/m/l/x, yolov5n6..x6, "
-                         f"yolov5s-p2, yolov5s-p7 or a .yaml path")
-    base = {None: "yolov5-p5", "6": "yolov5-p6", "-p6": "yolov5-p6", "-p2": "yolov5-p2", "-p7": "yolov5-p7"}[m.group(2)]
+                         f"yolov5s-p2, yolov5s-p7, yolov5s-seg, yolov5s-cls or a .yaml path")
+    base = {None: "yolov5-p5", "6": "yolov5-p6", "-p6": "yolov5-p6", "-p2": "yolov5-p2", "-p7": "yolov5-p7",
+            "-seg": "yolov5-seg", "-cls": "yolov5-cls"}[m.group(2)]
     with open(CFG_DIR / f"{base}.yaml", encoding="utf-8") as f:
         d = _yaml.safe_load(f)
     d["depth_multiple"], d["width_multiple"] = _SIZES[m.group(1)]
     return d
 
 
-def create_yolov5(name: str = "yolov5s", nc: int = 80, names: list[str] | None = None,
+def create_yolov5(name: str = "yolov5s", nc: int | None = None, names: list[str] | None = None,
                   anchors=None) -> YOLOv5Model:
     """A randomly initialised YOLOv5 model from a bundled architecture (YOLOv5's own initialisation:
-    BN eps 1e-3 / momentum 0.03, Detect biases set for 640 px images and ~8 objects per image)."""
+    BN eps 1e-3 / momentum 0.03, Detect/Segment biases set for 640 px images and ~8 objects per image).
+
+    ``-seg`` names give a :class:`~.yolov5_tasks.YOLOv5SegModel`, ``-cls`` a
+    :class:`~.yolov5_tasks.YOLOv5ClsModel` (``nc`` default 1000 there, 80 otherwise)."""
     import math
 
     d = load_cfg(name)
-    d["nc"] = int(nc)
+    d["nc"] = int(nc if nc is not None else (len(names) if names else d.get("nc", 80)))
     if anchors is not None:
         d["anchors"] = anchors
     base_arch = {"act": _yaml_act(d), "csp_act": _yaml_act(d), "bn_eps": 1e-3, "bn_momentum": 0.03}
     stride = compute_stride(d, base_arch)
-    model = YOLOv5Model(dict(base_arch, yaml=d, stride=stride),
-                        {"names": names, "source": {"format": "yolov5", "created": name}})
+    model = model_class(d)(dict(base_arch, yaml=d, stride=stride),
+                           {"names": names, "source": {"format": "yolov5", "created": name}})
     det = model.model[model.detect_index]
-    if det.m is not None:
+    if isinstance(det, B.Detect) and det.m is not None:
         with torch.no_grad():
             for mi, s in zip(det.m, det.stride):
                 b = mi.bias.view(det.na, -1)
                 b[:, 4] += math.log(8 / (640 / s) ** 2)
-                b[:, 5:] += math.log(0.6 / (det.nc - 0.99999))
+                b[:, 5:5 + det.nc] += math.log(0.6 / (det.nc - 0.99999))  # not the mask columns (Segment)
     return model.eval()
