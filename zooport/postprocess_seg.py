@@ -16,7 +16,8 @@ semantics (``utils/general.py non_max_suppression(..., nm=32)`` and
   to the input size, thresholded at 0.5.
 * :func:`masks_to_original`: the (n, H, W) input-size masks cut out of the
   letterbox and resized to the original image, as ``val.py`` (segment) does
-  before RLE-encoding them.
+  before RLE-encoding them (it masks with ``process_mask(..., crop_first=False)``,
+  YOLOv5's ``process_mask_upsample``).
 """
 from __future__ import annotations
 
@@ -100,28 +101,30 @@ def process_mask(protos: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tensor
 
 
 def masks_to_original(masks, ratio_pad, orig_hw):
-    """(n, h, w) input-size masks (0/1) -> (n, H0, W0) uint8 masks of the original image.
+    """(n, h, w) input-size 0/1 masks -> (n, H0, W0) uint8 0/1 masks of the original image.
 
-    As YOLOv5 v7.0's ``scale_image``: cut ``[int(pad_y) : int(h - pad_y), int(pad_x) : int(w - pad_x)]``,
-    ``cv2.resize`` (bilinear) of the float masks to (W0, H0), then a uint8 cast (which truncates, so a
-    pixel is set only where the interpolated value is exactly 1), as ``save_one_json`` does.
-    ``ratio_pad`` = (ratio, (pad_x, pad_y)).
+    As YOLOv5 v7.0's ``val.py`` (segment) before RLE-encoding: the masks as uint8, cut to
+    ``[int(pad_y) : int(h - pad_y), int(pad_x) : int(w - pad_x)]`` (``scale_image``), then
+    ``cv2.resize`` (INTER_LINEAR, uint8 rounding) to (W0, H0). ``ratio_pad`` = (ratio, (pad_x, pad_y)).
     """
     import cv2
     import numpy as np
 
     m = masks.detach().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks)
     n, h, w = m.shape
-    H0, W0 = int(orig_hw[0]), int(orig_hw[1])
+    h0, w0 = int(orig_hw[0]), int(orig_hw[1])
     if n == 0:
-        return np.zeros((0, H0, W0), np.uint8)
+        return np.zeros((0, h0, w0), np.uint8)
     pad_x, pad_y = ratio_pad[1]
     top, left = int(pad_y), int(pad_x)
     bottom, right = int(h - pad_y), int(w - pad_x)
-    hwn = np.ascontiguousarray(m.transpose(1, 2, 0)[top:bottom, left:right].astype(np.float32))
-    out = []
-    for s in range(0, n, 512):  # cv2.resize takes at most 512 channels
-        r = cv2.resize(hwn[:, :, s:s + 512], (W0, H0))
-        out.append(r.reshape(H0, W0, -1))
-    res = np.concatenate(out, 2).transpose(2, 0, 1)
-    return np.asarray(res, dtype=np.uint8)
+    hwn = np.ascontiguousarray(m.astype(np.uint8).transpose(1, 2, 0)[top:bottom, left:right])
+    # YOLOv5 resizes all n channels in one call. OpenCV 5 takes at most 128 channels per call, and its
+    # results depend on the channel count only for 1, 3 and 4 channels (own code paths; 2 and >= 5
+    # agree per channel), so larger n is cut into chunks of 128 whose last one never has 1, 3 or 4.
+    cuts = list(range(0, n, 128)) + [n]
+    if n > 128 and n % 128 in (1, 3, 4):
+        cuts[-2] -= 8
+    out = [cv2.resize(np.ascontiguousarray(hwn[:, :, a:b]), (w0, h0)).reshape(h0, w0, -1)
+           for a, b in zip(cuts[:-1], cuts[1:])]
+    return np.ascontiguousarray(np.concatenate(out, 2).transpose(2, 0, 1))
