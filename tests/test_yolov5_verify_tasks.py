@@ -78,7 +78,8 @@ def test_verify_segmentation_on_coco_tiny(tmp_path):
     ann, sub = _coco_subset(tmp_path, 4)
     m = zooport.load_yolov5(asset(f"{MORE}/yolov5n-seg/yolov5n-seg.pt"))
     r = verify_segmentation(m, asset("coco-tiny/val2017"), ann, imgsz=320, batch=2, keep_results=True)
-    assert set(r["metrics"]) == {"bbox", "segm"} and r["images"] == 4 and r["settings"]["iou"] == 0.6
+    assert {"bbox_AP", "segm_AP", "bbox_AP50", "segm_AP50"} <= set(r["metrics"])
+    assert r["images"] == 4 and r["settings"]["iou"] == 0.6
     res = r["results"]
     assert res, "the random-prior model still yields candidates at conf 0.001"
     sizes = {i["id"]: (i["height"], i["width"]) for i in sub["images"]}
@@ -94,8 +95,8 @@ def test_verify_segmentation_on_coco_tiny(tmp_path):
         ev = COCOeval(gt, gt.loadRes(res), kind)
         ev.params.imgIds = sorted(sizes)
         ev.evaluate(), ev.accumulate(), ev.summarize()
-        assert r["metrics"][kind]["AP"] == pytest.approx(float(ev.stats[0]))
-        assert r["metrics"][kind]["AP50"] == pytest.approx(float(ev.stats[1]))
+        assert r["metrics"][f"{kind}_AP"] == pytest.approx(float(ev.stats[0]))
+        assert r["metrics"][f"{kind}_AP50"] == pytest.approx(float(ev.stats[1]))
 
 
 @pytest.mark.slow
@@ -134,3 +135,28 @@ def test_verify_classifier_topk_on_image_folder(tmp_path):
         verify_classifier(m, tmp_path / "folder")
     r2 = verify_classifier(m, tmp_path / "folder", class_map={"not-a-class": 7})
     assert r2["n"] == 10
+
+
+@pytest.mark.slow
+def test_cli_verify_seg_and_cls(tmp_path):
+    import subprocess
+    import sys
+
+    ann, _ = _coco_subset(tmp_path, 2)
+    out = tmp_path / "seg.json"
+    r = subprocess.run([sys.executable, "-m", "zooport", "verify", str(asset(f"{MORE}/yolov5n-seg/yolov5n-seg.pt")),
+                        "--coco", str(asset("coco-tiny/val2017")), "--ann", str(ann), "--imgsz", "320",
+                        "--json", str(out), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert "segm_AP" in res["metrics"] and "bbox_AP" in res["metrics"] and "segm_AP" in r.stdout
+    folder = tmp_path / "folder" / "tench"
+    folder.mkdir(parents=True)
+    shutil.copy(asset("zoo/images/bus.jpg"), folder / "bus.jpg")
+    cls = str(asset(f"{MORE}/yolov5n-cls/yolov5n-cls.pt"))
+    r = subprocess.run([sys.executable, "-m", "zooport", "verify", cls, "--folder", str(tmp_path / "folder")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "top1 0.0000  top5 0.0000" in r.stdout, r.stderr[-2000:]  # bus is not a tench
+    r = subprocess.run([sys.executable, "-m", "zooport", "verify", cls, "--coco", str(asset("coco-tiny/val2017"))],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--folder" in r.stderr and "Traceback" not in r.stderr

@@ -37,6 +37,8 @@ def register(sub) -> None:
     d.add_argument("--split", default="test", help="VOC split in ImageSets/Main (default test)")
     d.add_argument("--class-map", metavar="NAME|YAML", help="map model classes to dataset classes: "
                    "'coco-voc' (built in) or a YAML file 'model name: dataset name'; unmapped are dropped")
+    d.add_argument("--folder", metavar="DIR", help="ImageFolder tree (DIR/CLASS/IMAGE) for a classification "
+                   "MODEL: top-1 / top-5 (folder names = model class names, or --class-map)")
     d.add_argument("--skip-bad", action="store_true", help="skip (and report) corrupt images instead of failing")
     r = p.add_argument_group("pipeline (defaults from the model's metadata)")
     r.add_argument("--imgsz", type=int, help="input size (letterbox: long side; resize: square net size)")
@@ -120,6 +122,7 @@ def _run(args) -> int:
     from ..eval.verify import merge, verify
 
     progress = not args.no_progress and sys.stderr.isatty()
+    res = None
     if args.merge:
         if args.model or args.shard:
             raise UsageError("--merge combines partial files: give no MODEL and no --shard")
@@ -127,11 +130,15 @@ def _run(args) -> int:
     else:
         if not args.model:
             raise UsageError("MODEL is required (or --merge FILES)")
+        from .verify_tasks import verify_task  # YOLOv5 segmentation / classification models
+
+        model, res = verify_task(args, progress)
+    if res is None:
         if (args.coco is None) == (args.voc is None):
             raise UsageError("give exactly one of --coco DIR or --voc DIR")
         if args.shard and not args.json:
             raise UsageError("--shard writes a partial result: give --json OUT")
-        res = verify(args.model, coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split,
+        res = verify(model, coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split,
                      imgsz=args.imgsz, batch=args.batch, workers=args.workers, conf=args.conf, iou=args.iou,
                      max_det=args.max_det, preprocess=args.preprocess, postprocess=args.postprocess,
                      backend=args.backend, class_map=args.class_map, skip_bad=args.skip_bad,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -69,13 +69,17 @@ def verify_classifier(model, folder, *, class_map: dict | None = None, batch: in
 
     Folder names map to model classes by name (``model.names``) unless ``class_map`` ({folder: model
     index}) is given; a folder with no model class is a :class:`DatasetError`. Returns ``top1``,
-    ``top5``, ``n``, ``classes`` and per-image ``predictions`` (top-5 model indices).
+    ``top5``, ``n``, ``metrics`` ({top1, top5}), ``dataset``, ``classes`` and per-image ``predictions``
+    (top-5 model indices).
     """
     import torch
 
     from .data import read_image
 
     classes, samples = load_image_folder(folder)
+    if not hasattr(model, "output_softmax"):
+        raise UsageError(f"top-k verification needs a YOLOv5 classification model, got family "
+                           f"{getattr(model, 'family', type(model).__name__)!r}")
     index = {n: i for i, n in enumerate(model.names)}
     mapping = dict(class_map or {})
     for c in classes:
@@ -96,6 +100,9 @@ def verify_classifier(model, folder, *, class_map: dict | None = None, batch: in
     logits = np.concatenate(logits)
     targets = np.array([mapping[classes[i]] for _, i in samples])
     res = topk_accuracy(logits, targets)
+    res["metrics"] = {"top1": res["top1"], "top5": res["top5"]}
+    res["per_class"] = []
+    res["dataset"] = {"kind": "imagefolder", "root": str(Path(folder).resolve()), "images": len(samples)}
     res["classes"] = classes
     res["predictions"] = np.argsort(-logits, axis=1, kind="stable")[:, :5].tolist()
     return res

@@ -61,9 +61,10 @@ def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int |
                         class_map=None, progress: bool = False, keep_results: bool = False) -> dict:
     """Score a :class:`~zooport.model_defs.yolov5_tasks.YOLOv5SegModel` (or a MODEL spec) on a COCO dataset.
 
-    Returns ``{"metrics": {"bbox": {AP, AP50, ...}, "segm": {AP, AP50, ...}}, "per_class": {"bbox": [...],
-    "segm": [...]}, "settings": {...}, "images": n}`` (+ ``"results"``, the COCO results list, with
-    ``keep_results``). Defaults as ``segment/val.py``: conf 0.001, iou 0.6, max_det 300, batch 32.
+    Returns ``{"metrics": {"bbox_AP", "bbox_AP50", ..., "segm_AP", "segm_AP50", ...} (COCOeval's 12
+    summary numbers each), "per_class": [{"class", "category_id", "bbox_AP", "bbox_AP50", "segm_AP",
+    "segm_AP50"}], "settings", "images", "dataset", "model"}`` (+ ``"results"``, the COCO results list
+    with RLE ``segmentation``, with ``keep_results``). Defaults as ``segment/val.py``: conf 0.001, iou 0.6, max_det 300, batch 32.
     """
     import torch
     from tqdm import tqdm
@@ -100,10 +101,17 @@ def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int |
             bar.update(len(recs))
     bar.close()
     img_ids = [r.key for r in ds.images]
-    res = {"metrics": {}, "per_class": {}, "settings": st, "images": len(img_ids)}
+    res = {"metrics": {}, "per_class": [], "settings": st, "images": len(img_ids), "dataset": ds.describe(),
+           "model": {"family": model.family, "names": list(model.names), **{k: (model.source or {}).get(k)
+                                                                           for k in ("file", "sha256")}}}
+    rows: dict = {}
     for kind in ("bbox", "segm"):
         sc = score_coco(ds.ann_file, results, img_ids, iou_type=kind)
-        res["metrics"][kind], res["per_class"][kind] = sc["metrics"], sc["per_class"]
+        res["metrics"].update({f"{kind}_{k}": v for k, v in sc["metrics"].items()})
+        for row in sc["per_class"]:
+            r = rows.setdefault(row["category_id"], {"class": row["class"], "category_id": row["category_id"]})
+            r[f"{kind}_AP"], r[f"{kind}_AP50"] = row["AP"], row["AP50"]
+    res["per_class"] = list(rows.values())
     if keep_results:
         res["results"] = results
     return res
