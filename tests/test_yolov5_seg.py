@@ -181,3 +181,13 @@ def test_every_v7_module_builds_from_yaml(tmp_path):
     with torch.no_grad():
         out = m(torch.rand(1, 3, 32, 32))
     assert out.shape == (1, 2 * 8 * 8, 7) and torch.isfinite(out).all()
+
+
+def test_predict_segments_matches_golden(seg):
+    import zooport
+
+    out = zooport.predict_segments(seg, _bus320(), conf_thres=0.01, iou_thres=0.45)
+    assert len(out) == 1 and out[0]["masks"].shape == (12, 320, 320) and out[0]["masks"].dtype == torch.bool
+    ref = np.fromfile(asset(f"{MORE}/yolov5n-seg/masks320.u8"), np.uint8).reshape(12, 320, 320)
+    assert (out[0]["masks"].numpy() == ref.astype(bool)).mean() >= 0.999
+    assert out[0]["classes"].tolist() == [22, 40, 40, 24, 47, 9, 9, 6, 78, 40, 2, 40]  # README order

@@ -44,6 +44,10 @@ _API = {
     "export_onnx": "zooport.export.onnx:export_onnx",
     "verify": "zooport.eval.verify:verify",
     "non_max_suppression": "zooport.postprocess:non_max_suppression",
+    "non_max_suppression_seg": "zooport.postprocess_seg:non_max_suppression_seg",
+    "predict_segments": "zooport.postprocess_seg:predict_segments",
+    "verify_segmentation": "zooport.eval.segm:verify_segmentation",
+    "verify_classifier": "zooport.eval.classify:verify_classifier",
 }
 
 __all__ = sorted(_API) + ["ZooportError", "__version__"]

@@ -18,6 +18,7 @@ semantics (``utils/general.py non_max_suppression(..., nm=32)`` and
   letterbox and resized to the original image, as ``val.py`` (segment) does
   before RLE-encoding them (it masks with ``process_mask(..., crop_first=False)``,
   YOLOv5's ``process_mask_upsample``).
+* :func:`predict_segments`: model + NMS + masks for one batch, as ``segment/predict.py``.
 """
 from __future__ import annotations
 
@@ -128,3 +129,21 @@ def masks_to_original(masks, ratio_pad, orig_hw):
     out = [cv2.resize(np.ascontiguousarray(hwn[:, :, a:b]), (w0, h0)).reshape(h0, w0, -1)
            for a, b in zip(cuts[:-1], cuts[1:])]
     return np.ascontiguousarray(np.concatenate(out, 2).transpose(2, 0, 1))
+
+
+def predict_segments(model, x: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
+                     max_det: int = 300) -> list:
+    """Run a YOLOv5 segmentation model on a batch ``x`` (B, 3, H, W) and post-process it as
+    ``segment/predict.py`` does (NMS with mask coefficients, ``process_mask(..., upsample=True)``).
+
+    Returns per image ``{"boxes": (n, 4) xyxy input pixels, "scores": (n,), "classes": (n,) int64,
+    "masks": (n, H, W) bool}`` (tensors), ready for drawing.
+    """
+    with torch.no_grad():
+        pred, proto = model(x)
+    out = []
+    for d, p in zip(non_max_suppression_seg(pred, conf_thres, iou_thres, nm=proto.shape[1], max_det=max_det), proto):
+        masks = process_mask(p, d[:, 6:], d[:, :4], x.shape[2:], upsample=True).bool() if len(d) else \
+            torch.zeros((0, *x.shape[2:]), dtype=torch.bool)
+        out.append({"boxes": d[:, :4], "scores": d[:, 4], "classes": d[:, 5].long(), "masks": masks})
+    return out
