@@ -58,10 +58,7 @@ class Segment(B.Detect):
         for i, p in enumerate(levels):
             bs, _, ny, nx = p.shape
             y = p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2)
-            yv, xv = torch.meshgrid(torch.arange(ny, dtype=p.dtype, device=p.device),
-                                    torch.arange(nx, dtype=p.dtype, device=p.device), indexing="ij")
-            grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
-            anchor_grid = (self.anchors[i] * self.stride[i]).view(1, self.na, 1, 1, 2)
+            grid, anchor_grid = self.grids(i, p)
             xy, wh, conf, mask = y.split((2, 2, self.nc + 1, self.nm), 4)
             xy = (xy.sigmoid() * 2 + grid) * self.stride[i]
             wh = (wh.sigmoid() * 2) ** 2 * anchor_grid
