@@ -160,3 +160,14 @@ def test_cli_verify_seg_and_cls(tmp_path):
     r = subprocess.run([sys.executable, "-m", "zooport", "verify", cls, "--coco", str(asset("coco-tiny/val2017"))],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "--folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_detection_verify_refuses_cls_and_routes_seg(tmp_path):
+    import zooport
+
+    cls = zooport.create_yolov5("yolov5n-cls", nc=3)
+    with pytest.raises(zooport.UsageError, match="verify_classifier"):
+        zooport.verify(cls, coco=asset("coco-tiny/val2017"), progress=False)
+    seg = zooport.create_yolov5("yolov5n-seg")
+    with pytest.raises(zooport.UsageError, match="verify_segmentation"):
+        zooport.verify(seg, coco=asset("coco-tiny/val2017"), shard=(0, 2), progress=False)
