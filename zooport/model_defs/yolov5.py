@@ -240,7 +240,15 @@ def compute_stride(yaml: dict, opt_arch: dict) -> list:
     arch = dict(opt_arch, yaml=yaml, stride=[1] * nl)
     m = build_uninitialised(arch)
     s = 256
-    feats = m._detect_inputs(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
+    from torch.nn import functional as F
+    from torch.overrides import TorchFunctionMode
+
+    class _ShapesOnly(TorchFunctionMode):  # batch norm keeps shapes; on meta tensors it is slow Python
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return args[0] if func is F.batch_norm else func(*args, **(kwargs or {}))
+
+    with _ShapesOnly():
+        feats = m._detect_inputs(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
     return [s // o.shape[-2] for o in feats]
 
 
