@@ -49,7 +49,8 @@ def test_getattr_only_on_allowlisted_classes():
     assert issubclass(rec, StandIn) and rec.foreign == "models.yolo.Detect.forward"
     for obj, attr in ((collections.OrderedDict, "fromkeys"), (torch, "load"), (standin_class("models.yolo.Detect")(),
                                                                                 "forward"),
-                      (standin_class("models.yolo.Detect"), "__init__; x"), (pickle, "loads")):
+                      (standin_class("models.yolo.Detect"), "__init__; x"), (pickle, "loads"),
+                      (standin_class("models.yolo.Detect"), "__class__")):
         with pytest.raises(UnsafeCheckpointError):
             ga(obj, attr)
 

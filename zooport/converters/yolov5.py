@@ -41,6 +41,8 @@ _ATTRS = {
     "torch.nn.modules.upsampling.Upsample": ("size", "scale_factor", "mode", "align_corners"),
     "torch.nn.modules.pooling.MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "torch.nn.modules.padding.ZeroPad2d": ("padding",),
+    "torch.nn.modules.conv.ConvTranspose2d": ("stride", "padding", "output_padding", "dilation"),
+    "models.common.DWConvTranspose2d": ("stride", "padding", "output_padding", "dilation"),
 }
 
 

@@ -203,7 +203,8 @@ def _getattr_record(obj, name):
     YOLOv5 v7.0's ``Segment`` stores ``self.detect = Detect.forward``, which pickles as
     ``getattr(models.yolo.Detect, 'forward')``; anything else is refused.
     """
-    if isinstance(obj, type) and issubclass(obj, StandIn) and isinstance(name, str) and name.isidentifier():
+    if isinstance(obj, type) and issubclass(obj, StandIn) and isinstance(name, str) and name.isidentifier() \
+            and not name.startswith("_"):
         return standin_class(f"{obj.foreign}.{name}")
     raise UnsafeCheckpointError(f"the pickle calls builtins.getattr on {type(obj).__name__}; only attributes "
                                 f"of allowlisted YOLOv5 classes are read (as inert records)")
