@@ -106,3 +106,13 @@ def test_create_cls_matches_checkpoint_structure():
     m5 = zooport.create_yolov5("yolov5s-cls", nc=5)
     with torch.no_grad():
         assert m5.eval()(torch.rand(2, 3, 96, 64)).shape == (2, 5)
+
+
+def test_nms_export_refused_for_seg_and_cls(tmp_path):
+    import zooport
+
+    for name in ("yolov5n-cls", "yolov5n-seg"):
+        m = zooport.create_yolov5(name)
+        with pytest.raises(zooport.UsageError, match="--nms is for detectors"):
+            zooport.export_onnx(m, tmp_path / "x.onnx", nms=True)
+        assert not (tmp_path / "x.onnx").exists()

@@ -95,6 +95,9 @@ def _model_axes(model, names: list[str], mode: str, raw_ranks: list[int]) -> dic
 def _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset):
     if nms and raw:
         raise UsageError("export: --nms and --raw are mutually exclusive")
+    if nms and getattr(model, "output_names", None):  # YOLOv5 segmentation / classification
+        raise UsageError(f"export: --nms is for detectors; a {model.family} model exports its own outputs "
+                         f"({', '.join(model.output_names)})")
     if int(batch) < 1:
         raise UsageError(f"export: batch must be >= 1, got {batch}")
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
