@@ -37,6 +37,8 @@ def register(sub) -> None:
     d.add_argument("--split", default="test", help="VOC split in ImageSets/Main (default test)")
     d.add_argument("--class-map", metavar="NAME|YAML", help="map model classes to dataset classes: "
                    "'coco-voc' (built in) or a YAML file 'model name: dataset name'; unmapped are dropped")
+    d.add_argument("--folder", metavar="DIR", help="ImageFolder tree (DIR/CLASS/IMAGE) for a classification "
+                   "MODEL: top-1 / top-5 (folder names = model class names, or --class-map)")
     d.add_argument("--skip-bad", action="store_true", help="skip (and report) corrupt images instead of failing")
     r = p.add_argument_group("pipeline (defaults from the model's metadata)")
     r.add_argument("--imgsz", type=int, help="input size (letterbox: long side; resize: square net size)")
@@ -126,6 +128,7 @@ def _run(args) -> int:
     from ..eval.verify import merge, verify
 
     progress = not args.no_progress and sys.stderr.isatty()
+    res = None
     if args.merge:
         if args.model or args.shard:
             raise UsageError("--merge combines partial files: give no MODEL and no --shard")
@@ -133,12 +136,15 @@ def _run(args) -> int:
     else:
         if not args.model:
             raise UsageError("MODEL is required (or --merge FILES)")
+        from .verify_tasks import verify_task  # YOLOv5 segmentation / classification models
+
+        model, res = verify_task(args, progress)
+    if res is None:
         if (args.coco is None) == (args.voc is None):
             raise UsageError("give exactly one of --coco DIR or --voc DIR")
         if args.shard and not args.json:
             raise UsageError("--shard writes a partial result: give --json OUT")
-        model = args.model
-        if args.random_weights:  # only then is loading done here; verify() loads every other MODEL itself
+        if args.random_weights and isinstance(model, (list, tuple)):  # a cfg alone: loaded here, seeded
             from ..loading import load_model
             from .model_args import model_kwargs
 

@@ -29,6 +29,8 @@ FORMAT_VERSION = 1
 FAMILIES = {
     "darknet": "zooport.model_defs.darknet:DarknetModel",
     "yolov5": "zooport.model_defs.yolov5:YOLOv5Model",
+    "yolov5-seg": "zooport.model_defs.yolov5_tasks:YOLOv5SegModel",
+    "yolov5-cls": "zooport.model_defs.yolov5_tasks:YOLOv5ClsModel",
     "mmdet": "zooport.model_defs.mmdet:MMDetModel",
     "ultralytics": "zooport.model_defs.ultralytics:UltralyticsModel",
 }

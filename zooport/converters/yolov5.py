@@ -41,6 +41,8 @@ _ATTRS = {
     "torch.nn.modules.upsampling.Upsample": ("size", "scale_factor", "mode", "align_corners"),
     "torch.nn.modules.pooling.MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "torch.nn.modules.padding.ZeroPad2d": ("padding",),
+    "torch.nn.modules.conv.ConvTranspose2d": ("stride", "padding", "output_padding", "dilation"),
+    "models.common.DWConvTranspose2d": ("stride", "padding", "output_padding", "dilation"),
 }
 
 
@@ -169,8 +171,7 @@ def load_yolov5(path: str | os.PathLike, *, names=None):
     EMA weights were used. ``names``: a names file or a list overriding the
     checkpoint's class names (same count as the checkpoint's ``nc``).
     """
-    from ..model_defs.base import default_preprocess
-    from ..model_defs.yolov5 import apply_overrides, build_uninitialised, compute_stride
+    from ..model_defs.yolov5 import apply_overrides, build_uninitialised, compute_stride, model_class
     from ..parsers.yolov5_ckpt import parse_yolov5_checkpoint
 
     path = Path(path)
@@ -190,8 +191,9 @@ def load_yolov5(path: str | os.PathLike, *, names=None):
         nc = int(arch["yaml"].get("nc", len(names)))
         if len(names) != nc:
             raise UsageError(f"{path}: {len(names)} class names given, the checkpoint has nc={nc}")
-    meta = {"names": names or ck.names, "source": source, "preprocess": default_preprocess("letterbox", 114)}
-    model = build_uninitialised(arch, meta)
+    cls = model_class(arch["yaml"])
+    meta = {"names": names or ck.names, "source": source, "preprocess": cls._default_preprocess()}
+    model = build_uninitialised(arch, meta, cls)
     ov = _overrides(model, ck.modules)
     apply_overrides(model, ov)
     model._arch["overrides"] = ov

@@ -65,8 +65,9 @@ def results_json(detections: dict, cat_ids: list, rounding=(3, 5)) -> list:
     return out
 
 
-def score_coco(ann_file, results: list, img_ids: list, verbose: bool = False) -> dict:
-    """pycocotools bbox evaluation restricted to ``img_ids``.
+def score_coco(ann_file, results: list, img_ids: list, verbose: bool = False, iou_type: str = "bbox") -> dict:
+    """pycocotools evaluation (``iou_type`` "bbox", or "segm" for results with RLE ``segmentation``)
+    restricted to ``img_ids``.
 
     Returns ``{"metrics": {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl},
     "per_class": [{"class", "category_id", "AP", "AP50"}]}``; per-class AP is the mean of
@@ -84,7 +85,7 @@ def score_coco(ann_file, results: list, img_ids: list, verbose: bool = False) ->
             {"class": gt.cats[c]["name"], "category_id": c, "AP": 0.0, "AP50": 0.0} for c in sorted(gt.cats)]}
     with contextlib.redirect_stdout(sink):
         dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, "bbox")
+        ev = COCOeval(gt, dt, iou_type)
         ev.params.imgIds = sorted(int(i) for i in img_ids)
         ev.evaluate()
         ev.accumulate()

@@ -109,6 +109,14 @@ def verify(model, coco=None, voc=None, ann=None, year="2007", split="test", imgs
         shard = (dist_ctx["rank"], dist_ctx["world"])
     ds = load_dataset(coco=coco, voc=voc, ann=ann, year=year, split=split)  # cheap checks first
     model = _resolve_model(model, names)
+    if getattr(model, "family", "") in ("yolov5-seg", "yolov5-cls"):  # not detectors: their own scoring
+        if model.family == "yolov5-cls" or coco is None or shard is not None:
+            raise UsageError(f"a {model.family} model is scored by zooport.verify_segmentation (COCO, unsharded) "
+                             f"or zooport.verify_classifier (ImageFolder), not by verify()")
+        from .segm import verify_segmentation
+
+        return verify_segmentation(model, coco, ann, imgsz=imgsz or 640, batch=batch, conf=conf, iou=iou,
+                                   max_det=max_det, class_map=class_map, progress=progress)
     st = _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect)
     # Validate the class mapping before spending time on inference.
     _shard.check_mapping(ds, model.names, class_map)

@@ -56,7 +56,8 @@ def torch_reference(model, x: np.ndarray, mode: str = "default", conf: float = 0
         elif mode == "nms":
             outs = list(NMSWrapper(model, conf, iou, max_det).eval()(t))
         else:
-            outs = [model(t)]
+            out = model(t)  # one tensor, or a tuple (YOLOv5 seg: predictions, prototypes)
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
     return [o.detach().cpu().numpy() for o in outs]
 
 

@@ -161,9 +161,19 @@ def cpu_copy(model):
     return m
 
 
+def _model_axes(model, names: list[str], mode: str, dims: list[list] | None, raw_ranks: list[int]) -> dict:
+    """Dynamic axes; a model that names its own outputs gives their axes (``onnx_dynamic_axes()``)."""
+    if mode == "default" and hasattr(model, "onnx_dynamic_axes"):
+        return {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, **model.onnx_dynamic_axes()}
+    return _dynamic_axes(names, mode, dims, raw_ranks)
+
+
 def _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset):
     if nms and raw:
         raise UsageError("export: --nms and --raw are mutually exclusive")
+    if nms and getattr(model, "output_names", None):  # YOLOv5 segmentation / classification
+        raise UsageError(f"export: --nms is for detectors; a {model.family} model exports its own outputs "
+                         f"({', '.join(model.output_names)})")
     if int(batch) < 1:
         raise UsageError(f"export: batch must be >= 1, got {batch}")
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
@@ -268,6 +278,8 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
         wrapper = _export_module(m, mode, conf, iou, max_det).eval()
         names, ranks = (["output"] if mode == "default" else list(NMS_OUTPUTS)), []
         smax = max(getattr(model, "stride", None) or [32])
+        if mode == "default" and getattr(model, "output_names", None):  # e.g. YOLOv5 seg: output0, output1
+            names = list(model.output_names)
         if mode == "raw":  # count the heads on the smallest valid input (a full-size forward is costly)
             with torch.no_grad():
                 try:
@@ -282,7 +294,7 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
             torch.onnx.export(
                 wrapper, (x,), buf, dynamo=False, opset_version=int(opset),
                 input_names=[INPUT_NAME], output_names=names,
-                dynamic_axes=_dynamic_axes(names, mode, dims, ranks) if dynamic else None,
+                dynamic_axes=_model_axes(model, names, mode, dims, ranks) if dynamic else None,
                 do_constant_folding=True,
             )
         proto = onnx.load_from_string(buf.getvalue())

@@ -23,133 +23,13 @@ from torch import nn
 from ..errors import ConfigError, UsageError
 from .base import Detector, default_preprocess
 from . import yolov5_blocks as B
+from .yolov5_parse import HEADS, make_divisible, parse_model  # noqa: F401  (re-exported)
 
 FAMILY = "yolov5"
-
-# yaml module name -> (constructor, kind). kind: "conv" takes (c1, c2, ...) with width scaling,
-# "csp" additionally takes the repeat count n as third argument.
-_MODULES = {
-    "Conv": (B.Conv, "conv"), "DWConv": (B.DWConv, "conv"), "Focus": (B.Focus, "conv"),
-    "Bottleneck": (B.Bottleneck, "conv"), "CrossConv": (B.CrossConv, "conv"),
-    "GhostConv": (B.GhostConv, "conv"), "GhostBottleneck": (B.GhostBottleneck, "conv"),
-    "SPP": (B.SPP, "conv"), "SPPF": (B.SPPF, "conv"),
-    "BottleneckCSP": (B.BottleneckCSP, "csp"), "C3": (B.C3, "csp"), "C3x": (B.C3x, "csp"),
-    "C3TR": (B.C3TR, "csp"), "C3Ghost": (B.C3Ghost, "csp"),
-    "C3SPP": (B.C3SPP, "conv"),  # YOLOv5 passes no repeat count to C3SPP (its 3rd argument is k)
-    "nn.Conv2d": (nn.Conv2d, "plainconv"),
-    "Concat": (B.Concat, "concat"), "Contract": (B.Contract, "contract"), "Expand": (B.Expand, "expand"),
-    "Detect": (B.Detect, "detect"),
-    "nn.Upsample": (nn.Upsample, "same"), "nn.MaxPool2d": (nn.MaxPool2d, "same"),
-    "nn.ZeroPad2d": (nn.ZeroPad2d, "same"), "nn.Identity": (nn.Identity, "same"),
-    "nn.BatchNorm2d": (nn.BatchNorm2d, "bn"),
-}
-_NEEDS_OPT = {"conv", "csp"}
-_EXPR_NA_NO = re.compile(r"^na\s*\*\s*\(\s*nc\s*\+\s*5\s*\)$")
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfgs" / "yolov5"
 # model name -> (bundled yaml base, depth_multiple, width_multiple)
 _SIZES = {"n": (0.33, 0.25), "s": (0.33, 0.50), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
-
-
-def make_divisible(x: float, divisor: int = 8) -> int:
-    return int(-(-x // divisor) * divisor)  # ceil(x / divisor) * divisor, YOLOv5's channel rounding
-
-
-def _resolve_arg(a, env: dict, where: str):
-    if not isinstance(a, str):
-        return a
-    if a in env:
-        return env[a]
-    if _EXPR_NA_NO.match(a.strip()):
-        return env["na"] * (env["nc"] + 5)
-    if a in ("nearest", "bilinear", "bicubic"):
-        return a
-    raise ConfigError(f"{where}: unsupported string argument {a!r} (zooport resolves only nc, anchors, na, "
-                      f"None, True, False, 'na * (nc + 5)' and upsample modes; nothing is evaluated)")
-
-
-def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
-    """Build YOLOv5's layer list from the architecture dict ``d``.
-
-    Returns (layers, froms, save, detect_index): ``froms[i]`` is -1, an absolute
-    layer index or a list of them, as YOLOv5 routes its ``Model._forward_once``.
-    """
-    for key in ("nc", "anchors", "backbone", "head"):
-        if key not in d:
-            raise ConfigError(f"YOLOv5 architecture dict has no key {key!r}")
-    nc, anchors = int(d["nc"]), d["anchors"]
-    gd, gw = float(d.get("depth_multiple", 1.0)), float(d.get("width_multiple", 1.0))
-    na = len(anchors[0]) // 2 if isinstance(anchors, list) else int(anchors)
-    no = na * (nc + 5)
-    env = {"nc": nc, "anchors": anchors, "na": na, "None": None, "True": True, "False": False}
-    layers, froms, save, ch, types = [], [], [], [], []
-    detect_index = None
-    rows = list(d["backbone"]) + list(d["head"])
-    for i, row in enumerate(rows):
-        where = f"architecture layer {i}"
-        try:
-            f, n, mname, args = row
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected [from, number, module, args], got {row!r}") from None
-        if mname not in _MODULES:
-            raise ConfigError(f"{where}: unknown module {mname!r}; expected one of {sorted(_MODULES)}")
-        ctor, kind = _MODULES[mname]
-        args = [_resolve_arg(a, env, where) for a in args]
-
-        def chan(j):  # output channels of the layer a 'from' entry names (-1 = previous)
-            k = i + j if j < 0 else j
-            if not 0 <= k < i:
-                if i == 0 and j == -1:
-                    return ch_in
-                raise ConfigError(f"{where}: 'from' index {j} points outside layers 0..{i - 1}")
-            return ch[k]
-
-        if kind == "detect" and isinstance(f, list) and not f:
-            # v1.0: Detect's inputs are the earlier layers that output na*(nc+5) channels, P5 first
-            f = list(reversed([j for j in range(i) if ch[j] == no]))
-        n = max(round(n * gd), 1) if n > 1 else n
-        kw = {"opt": opt} if kind in _NEEDS_OPT else {}
-        c1 = chan(f) if isinstance(f, int) else None
-        if kind in ("conv", "csp", "plainconv"):
-            c2 = args[0]
-            if c2 != no:
-                c2 = make_divisible(c2 * gw, 8)
-            args = [c1, c2, *args[1:]]
-            if kind == "csp":
-                args.insert(2, n)
-                n = 1
-        elif kind == "bn":
-            args, c2 = [c1], c1
-        elif kind == "concat":
-            c2 = sum(chan(x) for x in f)
-        elif kind == "contract":
-            c2 = c1 * args[0] ** 2
-        elif kind == "expand":
-            c2 = c1 // args[0] ** 2
-        elif kind == "detect":
-            if isinstance(args[1], int):
-                args[1] = [list(range(args[1] * 2))] * len(f)
-            inputs = [chan(x) for x in f]
-            with_convs = not all(types[x if x >= 0 else i + x] == "nn.Conv2d" and chan(x) == no for x in f)
-            args = [args[0], args[1], inputs if with_convs else ()]
-            kw = {"stride": stride, "with_convs": with_convs}
-            detect_index = i
-            c2 = no
-        else:
-            c2 = c1
-        try:
-            m = nn.Sequential(*(ctor(*args, **kw) for _ in range(n))) if n > 1 else ctor(*args, **kw)
-        except (TypeError, ValueError, ZeroDivisionError) as e:
-            raise ConfigError(f"{where}: cannot build {mname} with args {args}: {e}") from None
-        fa = [x if x == -1 or x >= 0 else i + x for x in f] if isinstance(f, list) else (f if f == -1 else (f if f >= 0 else i + f))
-        save.extend(x for x in ([fa] if isinstance(fa, int) else fa) if x != -1)
-        layers.append(m)
-        froms.append(fa)
-        ch.append(c2)
-        types.append(mname)
-    if detect_index is None or detect_index != len(rows) - 1:
-        raise ConfigError("YOLOv5 architecture dict must end with a Detect layer")
-    return layers, froms, sorted(set(save)), detect_index
 
 
 class YOLOv5Model(Detector):
@@ -160,11 +40,16 @@ class YOLOv5Model(Detector):
     """
 
     family = FAMILY
+    head_types = ("Detect",)  # the final module this class runs (subclasses: Segment, Classify)
 
     def __init__(self, arch: dict, meta: dict | None = None):
         meta = dict(meta or {})
         arch = copy.deepcopy(arch)
         yaml = arch["yaml"]
+        head = head_type(yaml)
+        if head not in self.head_types:
+            raise ConfigError(f"the architecture ends with {head!r}; {type(self).__name__} runs "
+                              f"{'/'.join(self.head_types)} (build it with model_class(yaml) instead)")
         opt = B.BuildOptions(act=arch.get("act") or _yaml_act(yaml), csp_act=arch.get("csp_act") or _yaml_act(yaml),
                              bn_eps=float(arch.get("bn_eps", 1e-3)), bn_momentum=float(arch.get("bn_momentum", 0.03)))
         stride = arch.get("stride")
@@ -176,8 +61,8 @@ class YOLOv5Model(Detector):
             raise ConfigError(f"{len(names)} class names given for nc={nc}")
         big = max(stride) >= 64
         super().__init__(names=names, stride=[int(s) for s in stride],
-                         input_size=meta.get("input_size") or ([1280, 1280] if big else [640, 640]),
-                         preprocess=meta.get("preprocess") or default_preprocess("letterbox", 114),
+                         input_size=meta.get("input_size") or self._default_input_size(big),
+                         preprocess=meta.get("preprocess") or self._default_preprocess(),
                          anchors=None, source=meta.get("source") or {"format": "yolov5"})
         layers, self.froms, self.save, self.detect_index = parse_model(yaml, opt, int(yaml.get("ch", 3)), stride)
         self.model = nn.Sequential(*layers)
@@ -191,6 +76,14 @@ class YOLOv5Model(Detector):
         self.anchors = self._pixel_anchors()
 
     # -- metadata -----------------------------------------------------------------------------
+    @staticmethod
+    def _default_input_size(big: bool) -> list:
+        return [1280, 1280] if big else [640, 640]
+
+    @staticmethod
+    def _default_preprocess() -> dict:
+        return default_preprocess("letterbox", 114)
+
     def _pixel_anchors(self) -> list:
         det = self.model[self.detect_index]
         a = det.anchors.detach()
@@ -209,6 +102,8 @@ class YOLOv5Model(Detector):
         y = []
         for i, (m, f) in enumerate(zip(self.model, self.froms)):
             if i == self.detect_index:
+                if isinstance(f, int):
+                    return [x if f == -1 else y[f]]
                 return [x if j == -1 else y[j] for j in f]
             if f != -1:
                 x = y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
@@ -238,7 +133,7 @@ class YOLOv5Model(Detector):
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "YOLOv5Model":
-        model = build_uninitialised(arch, meta)
+        model = build_uninitialised(arch, meta, cls)
         model.to_empty(device="cpu")
         model.anchors = meta.get("anchors") or model.anchors
         return model
@@ -280,11 +175,35 @@ class _SkipInit:
         return False
 
 
-def build_uninitialised(arch: dict, meta: dict | None = None) -> "YOLOv5Model":
-    """A YOLOv5Model whose tensors live on the meta device (no memory, no init): load with
-    ``load_state_dict(..., assign=True)`` or materialise with ``to_empty(device=...)``."""
+def build_uninitialised(arch: dict, meta: dict | None = None, cls=None) -> "YOLOv5Model":
+    """A model (class ``cls``, default :func:`model_class` of the yaml) whose tensors live on the meta
+    device (no memory, no init): load with ``load_state_dict(..., assign=True)`` or materialise with
+    ``to_empty(device=...)``."""
+    cls = cls or model_class(arch["yaml"])
     with _SkipInit():
-        return YOLOv5Model(arch, meta)
+        return cls(arch, meta)
+
+
+def head_type(yaml: dict) -> str:
+    """The module name of the architecture's last row (``Detect``, ``Segment`` or ``Classify``)."""
+    try:
+        return str(list(yaml["head"])[-1][2])
+    except (KeyError, IndexError, TypeError):
+        raise ConfigError("YOLOv5 architecture dict: 'head' must be a non-empty list of "
+                          "[from, number, module, args] rows") from None
+
+
+def model_class(yaml: dict) -> type:
+    """The native class for an architecture: YOLOv5Model (Detect), YOLOv5SegModel, YOLOv5ClsModel."""
+    head = head_type(yaml)
+    if head == "Detect":
+        return YOLOv5Model
+    from . import yolov5_tasks
+
+    try:
+        return {"Segment": yolov5_tasks.YOLOv5SegModel, "Classify": yolov5_tasks.YOLOv5ClsModel}[head]
+    except KeyError:
+        raise ConfigError(f"YOLOv5 architecture ends with {head!r}; expected one of {', '.join(HEADS)}") from None
 
 
 def _yaml_act(yaml: dict) -> dict:
@@ -312,28 +231,42 @@ def apply_overrides(model: nn.Module, overrides: dict) -> None:
 
 
 def compute_stride(yaml: dict, opt_arch: dict) -> list:
-    """Strides of the Detect levels, from a forward pass at 256x256 (as YOLOv5 computes them)."""
-    nl = len(yaml["anchors"]) if isinstance(yaml["anchors"], list) else len(yaml["head"][-1][0])
+    """Strides of the head's inputs (the Detect/Segment levels; the Classify input), from a forward pass at
+    256x256 (as YOLOv5 computes them; a Classify model has one)."""
+    if head_type(yaml) == "Classify":
+        nl = 1
+    else:
+        nl = len(yaml["anchors"]) if isinstance(yaml["anchors"], list) else len(yaml["head"][-1][0])
     arch = dict(opt_arch, yaml=yaml, stride=[1] * nl)
     m = build_uninitialised(arch)
     s = 256
-    outs = m.raw(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
-    return [s // o.shape[-2] for o in outs]
+    from torch.nn import functional as F
+    from torch.overrides import TorchFunctionMode
+
+    class _ShapesOnly(TorchFunctionMode):  # batch norm keeps shapes; on meta tensors it is slow Python
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return args[0] if func is F.batch_norm else func(*args, **(kwargs or {}))
+
+    with _ShapesOnly():
+        feats = m._detect_inputs(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
+    return [s // o.shape[-2] for o in feats]
 
 
 def load_cfg(name: str) -> dict:
-    """A bundled architecture dict: ``yolov5{n,s,m,l,x}[6]``, ``yolov5{size}-p2``/``-p7`` or a yaml path."""
+    """A bundled architecture dict: ``yolov5{n,s,m,l,x}[6]``, ``yolov5{size}-p2``/``-p7``, ``-seg``
+    (segmentation), ``-cls`` (classification) or a yaml path."""
     import yaml as _yaml
 
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         with open(p, encoding="utf-8") as f:
             return _yaml.safe_load(f)
-    m = re.fullmatch(r"yolov5([nsmlx])(6|-p2|-p6|-p7)?", name)
+    m = re.fullmatch(r"yolov5([nsmlx])(6|-p2|-p6|-p7|-seg|-cls)?", name)
     if not m:
         raise UsageError(f"unknown YOLOv5 model {name!r}; expected yolov5n/s/m/l/x, yolov5n6..x6, "
-                         f"yolov5s-p2, yolov5s-p7 or a .yaml path")
-    base = {None: "yolov5-p5", "6": "yolov5-p6", "-p6": "yolov5-p6", "-p2": "yolov5-p2", "-p7": "yolov5-p7"}[m.group(2)]
+                         f"yolov5s-p2, yolov5s-p7, yolov5s-seg, yolov5s-cls or a .yaml path")
+    base = {None: "yolov5-p5", "6": "yolov5-p6", "-p6": "yolov5-p6", "-p2": "yolov5-p2", "-p7": "yolov5-p7",
+            "-seg": "yolov5-seg", "-cls": "yolov5-cls"}[m.group(2)]
     with open(CFG_DIR / f"{base}.yaml", encoding="utf-8") as f:
         d = _yaml.safe_load(f)
     d["depth_multiple"], d["width_multiple"] = _SIZES[m.group(1)]
@@ -343,9 +276,13 @@ def load_cfg(name: str) -> dict:
 def create_yolov5(name: str = "yolov5s", num_classes: int | None = None, names: list[str] | None = None,
                   anchors=None, *, nc: int | None = None) -> YOLOv5Model:
     """A randomly initialised YOLOv5 model from a bundled architecture (YOLOv5's own initialisation:
-    BN eps 1e-3 / momentum 0.03, Detect biases set for 640 px images and ~8 objects per image).
+    BN eps 1e-3 / momentum 0.03, Detect/Segment biases set for 640 px images and ~8 objects per image).
 
-    ``num_classes``: default ``len(names)`` when names are given, else 80. ``nc=`` is a deprecated
+    ``-seg`` names give a :class:`~.yolov5_tasks.YOLOv5SegModel`, ``-cls`` a
+    :class:`~.yolov5_tasks.YOLOv5ClsModel`.
+
+    ``num_classes``: default ``len(names)`` when names are given, else the yaml's (80; 1000 for ``-cls``).
+    ``nc=`` is a deprecated
     alias of ``num_classes``."""
     import math
     import warnings
@@ -355,23 +292,23 @@ def create_yolov5(name: str = "yolov5s", num_classes: int | None = None, names: 
         if num_classes is not None and int(num_classes) != int(nc):
             raise UsageError(f"create_yolov5: num_classes={num_classes} and nc={nc} disagree")
         num_classes = nc
+    d = load_cfg(name)
     if num_classes is None:
-        num_classes = len(names) if names else 80
+        num_classes = len(names) if names else d.get("nc", 80)
     if names is not None and len(names) != int(num_classes):
         raise UsageError(f"create_yolov5: {len(names)} names for num_classes={num_classes}")
-    d = load_cfg(name)
     d["nc"] = int(num_classes)
     if anchors is not None:
         d["anchors"] = anchors
     base_arch = {"act": _yaml_act(d), "csp_act": _yaml_act(d), "bn_eps": 1e-3, "bn_momentum": 0.03}
     stride = compute_stride(d, base_arch)
-    model = YOLOv5Model(dict(base_arch, yaml=d, stride=stride),
-                        {"names": names, "source": {"format": "yolov5", "created": name}})
+    model = model_class(d)(dict(base_arch, yaml=d, stride=stride),
+                           {"names": names, "source": {"format": "yolov5", "created": name}})
     det = model.model[model.detect_index]
-    if det.m is not None:
+    if isinstance(det, B.Detect) and det.m is not None:
         with torch.no_grad():
             for mi, s in zip(det.m, det.stride):
                 b = mi.bias.view(det.na, -1)
                 b[:, 4] += math.log(8 / (640 / s) ** 2)
-                b[:, 5:] += math.log(0.6 / (det.nc - 0.99999))
+                b[:, 5:5 + det.nc] += math.log(0.6 / (det.nc - 0.99999))  # not the mask columns (Segment)
     return model.eval()

@@ -367,6 +367,14 @@ class Detect(nn.Module):
         """Per level (B, na*no, H, W) raw outputs before sigmoid."""
         return [self.m[i](x) for i, x in enumerate(xs)] if self.m is not None else list(xs)
 
+    def grids(self, i: int, p: torch.Tensor):
+        """Level ``i``'s cell offsets (1, 1, H, W, 2) (x, y index - 0.5) and pixel anchors (1, na, 1, 1, 2)."""
+        _, _, ny, nx = p.shape
+        yv, xv = torch.meshgrid(torch.arange(ny, dtype=p.dtype, device=p.device),
+                                torch.arange(nx, dtype=p.dtype, device=p.device), indexing="ij")
+        grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
+        return grid, (self.anchors[i] * self.stride[i]).view(1, self.na, 1, 1, 2)
+
     def decode(self, outs: list) -> torch.Tensor:
         """(B, N, no): xy = (2*sigmoid - 0.5 + grid) * stride, wh = (2*sigmoid)^2 * anchor (pixels).
 
@@ -376,10 +384,7 @@ class Detect(nn.Module):
         for i, p in enumerate(outs):
             bs, _, ny, nx = p.shape
             y = p.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
-            yv, xv = torch.meshgrid(torch.arange(ny, dtype=p.dtype, device=p.device),
-                                    torch.arange(nx, dtype=p.dtype, device=p.device), indexing="ij")
-            grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
-            anchor_grid = (self.anchors[i] * self.stride[i]).view(1, self.na, 1, 1, 2)
+            grid, anchor_grid = self.grids(i, p)
             xy, wh, conf = y.split((2, 2, self.no - 4), 4)
             xy = (xy * 2 + grid) * self.stride[i]
             wh = (wh * 2) ** 2 * anchor_grid

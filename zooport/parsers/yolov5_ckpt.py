@@ -9,7 +9,9 @@ plain attributes) is walked:
 * ``state_dict``: YOLOv5's own keys (``model.N.conv.weight`` ...), float
   tensors cast to float32 (released files are fp16), ``num_batches_tracked``
   kept as int64;
-* ``yaml``: the architecture dict (``model.yaml``; ``model.md`` in v1.0);
+* ``yaml``: the architecture dict (``model.yaml``; ``model.md`` in v1.0; for a
+  ``ClassificationModel``, which pickles none, rebuilt from its layers by
+  :mod:`zooport.parsers.yolov5_cls_arch`);
 * ``modules``: ``{path: StandIn}`` of every pickled module, for attributes
   that live outside the state dict (BN eps, activation types, pooling and
   upsampling parameters);
@@ -27,7 +29,8 @@ import torch
 from ..errors import CheckpointError
 from .yolov5_unpickle import StandIn, read_torch_zip
 
-_MODEL_CLASSES = ("models.yolo.Model", "models.yolo.DetectionModel")
+_MODEL_CLASSES = ("models.yolo.Model", "models.yolo.DetectionModel", "models.yolo.SegmentationModel",
+                  "models.yolo.ClassificationModel")
 
 
 @dataclass
@@ -116,9 +119,13 @@ def parse_yolov5_checkpoint(path: str | os.PathLike) -> YOLOv5Checkpoint:
     model = top[source_key]
     if not isinstance(model, StandIn) or model.foreign not in _MODEL_CLASSES:
         got = model.foreign if isinstance(model, StandIn) else type(model).__name__
-        raise CheckpointError(f"{path}: entry {source_key!r} is {got}, expected a pickled models.yolo.Model "
-                              f"or DetectionModel")
+        raise CheckpointError(f"{path}: entry {source_key!r} is {got}, expected a pickled models.yolo.Model, "
+                              f"DetectionModel, SegmentationModel or ClassificationModel")
     yaml = model.get("yaml") if isinstance(model.get("yaml"), dict) else model.get("md")
+    if not isinstance(yaml, dict) and model.foreign == "models.yolo.ClassificationModel":
+        from .yolov5_cls_arch import classification_yaml
+
+        yaml = classification_yaml(model, path)
     if not isinstance(yaml, dict):
         raise CheckpointError(f"{path}: the pickled model has no architecture dict ('yaml', or 'md' in v1.0)")
     sd: dict = {}
@@ -144,7 +151,10 @@ def parse_yolov5_checkpoint(path: str | os.PathLike) -> YOLOv5Checkpoint:
 
 def _find_stride(model: StandIn, modules: dict) -> list:
     """Per-level strides from the pickled Detect (or Model) ``stride`` tensor; [] when absent."""
-    cands = [m.get("stride") for m in modules.values() if m.foreign.endswith(".Detect")] + [model.get("stride")]
+    if model.foreign.endswith(".ClassificationModel"):
+        return []  # its 'stride' is the cut detection model's; the classifier's is computed from the layers
+    cands = [m.get("stride") for m in modules.values() if m.foreign.endswith((".Detect", ".Segment"))] \
+        + [model.get("stride")]
     for s in cands:
         if isinstance(s, torch.Tensor) and s.numel():
             return [int(round(float(v))) for v in s.flatten().tolist()]

@@ -106,7 +106,7 @@ _YOLO_COMMON = (
     "GhostBottleneck SPP SPPF Concat Contract Expand TransformerLayer TransformerBlock CrossConv Sum "
     "MixConv2d Classify Proto Flatten AutoShape NMS"
 ).split()
-_YOLO_MODELS = "Model DetectionModel Detect BaseModel".split()
+_YOLO_MODELS = "Model DetectionModel Detect BaseModel SegmentationModel Segment ClassificationModel".split()
 _TORCH_NN = {
     "torch.nn.modules.conv": ["Conv2d", "ConvTranspose2d"],
     "torch.nn.modules.batchnorm": ["BatchNorm2d"],
@@ -143,6 +143,13 @@ _ULTRALYTICS["ultralytics.nn.modules"] = [n for k in ("conv", "block", "head", "
                                           for n in _ULTRALYTICS[f"ultralytics.nn.modules.{k}"]]
 # YOLOv5's export-friendly activations (utils.activations) are recorded by name only.
 _YOLO_ACTS = "SiLU Hardswish Mish MemoryEfficientSwish MemoryEfficientMish FReLU".split()
+# Non-module objects classification checkpoints pickle (the model's ``transforms``, ``opt`` paths):
+# recorded as inert stand-ins by name, never imported (no torchvision, no YOLOv5).
+_INERT_RECORDS = {
+    "utils.augmentations": ["CenterCrop", "ToTensor", "LetterBox"],
+    "torchvision.transforms.transforms": ["Compose", "Normalize", "ToTensor", "Resize", "CenterCrop"],
+    "pathlib": ["PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath", "Path"],
+}
 
 _FLOAT_STORAGES = {
     "HalfStorage": torch.float16, "FloatStorage": torch.float32, "DoubleStorage": torch.float64,
@@ -223,6 +230,19 @@ def _make_set(items=()):
     return set(items)
 
 
+def _getattr_record(obj, name):
+    """``builtins.getattr`` restricted to (stand-in class, attribute name) -> an inert record.
+
+    YOLOv5 v7.0's ``Segment`` stores ``self.detect = Detect.forward``, which pickles as
+    ``getattr(models.yolo.Detect, 'forward')``; anything else is refused.
+    """
+    if isinstance(obj, type) and issubclass(obj, StandIn) and isinstance(name, str) and name.isidentifier() \
+            and not name.startswith("_"):
+        return standin_class(f"{obj.foreign}.{name}")
+    raise UnsafeCheckpointError(f"the pickle calls builtins.getattr on {type(obj).__name__}; only attributes "
+                                f"of allowlisted YOLOv5 classes are read (as inert records)")
+
+
 def _reject(reason: str):
     def f(*args, **kwargs):
         raise CheckpointError(reason)
@@ -238,12 +258,14 @@ def resolve_global(module: str, name: str):
         return standin_class(full)
     if module == "utils.activations" and name in _YOLO_ACTS:
         return standin_class(full)
-    if name in _TORCH_NN.get(module, ()) or name in _ULTRALYTICS.get(module, ()):
+    if any(name in table.get(module, ()) for table in (_TORCH_NN, _ULTRALYTICS, _INERT_RECORDS)):
         return standin_class(full)
     if module == "collections" and name == "OrderedDict":
         return collections.OrderedDict
     if module in ("__builtin__", "builtins") and name in ("set", "frozenset"):
         return _make_set if name == "set" else frozenset
+    if module in ("__builtin__", "builtins") and name == "getattr":
+        return _getattr_record
     if module == "torch._utils":
         if name == "_rebuild_tensor_v2":
             return _rebuild_tensor_v2
