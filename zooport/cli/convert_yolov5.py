@@ -1,7 +1,7 @@
-"""``zooport convert yolov5 CKPT [-o OUT] [--format pt|safetensors|yolov5]``."""
+"""``zooport convert yolov5 CKPT [-o OUT] [--format/--to pt|safetensors|yolov5|darknet]``."""
 from __future__ import annotations
 
-_FORMATS = ("pt", "safetensors", "yolov5")
+_FORMATS = ("pt", "safetensors", "yolov5", "darknet")
 
 
 def register(sub) -> None:
@@ -16,10 +16,12 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT", help="YOLOv5 .pt file (e.g. yolov5s.pt)")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (default: CKPT's name with .zoo.pt, .safetensors or .yolov5-sd.pt)")
-    p.add_argument("--format", choices=_FORMATS, default=None,
+                   help="output file (default: CKPT's name with .zoo.pt, .safetensors or .yolov5-sd.pt); "
+                   "for darknet a stem: OUT.cfg, OUT.weights and OUT.names (default: CKPT's stem)")
+    p.add_argument("--format", "--to", dest="format", choices=_FORMATS, default=None,
                    help="pt: native checkpoint dict; safetensors: native tensors + JSON metadata; "
-                   "yolov5: plain YOLOv5-style state dict (float32). Default: from OUT's suffix, else pt")
+                   "yolov5: plain YOLOv5-style state dict (float32); darknet: Darknet cfg + .weights + .names "
+                   "(new_coords [yolo] heads; Darknet and OpenCV 4 run it). Default: from OUT's suffix, else pt")
     p.set_defaults(func=_run)
 
 
@@ -38,6 +40,8 @@ def _run(args) -> int:
     from ..errors import UsageError
 
     fmt = args.format
+    if fmt == "darknet":
+        return _to_darknet(args)
     if fmt is None:
         fmt = "safetensors" if args.output and Path(args.output).suffix == ".safetensors" else "pt"
     out = Path(args.output) if args.output else _default_output(args.checkpoint, fmt)
@@ -69,4 +73,25 @@ def _run(args) -> int:
     n = sum(p.numel() for p in model.parameters())
     print(f"{args.checkpoint} -> {out} ({fmt}; {len(model.names)} classes, strides {model.stride}, "
           f"{n:,} parameters, weights from '{model.source.get('weights')}')")
+    return 0
+
+
+def _to_darknet(args) -> int:
+    from pathlib import Path
+
+    from ..converters.yolov5 import load_yolov5
+    from ..converters.yolov5_darknet import default_outputs, save_darknet
+    from ..errors import CheckpointError, UsageError
+
+    ckpt = Path(args.checkpoint)
+    cfg, weights, names = default_outputs(args.output if args.output else ckpt.with_suffix(""))
+    if ckpt.resolve() in {p.resolve() for p in (cfg, weights, names)}:
+        raise UsageError(f"output {ckpt} would overwrite the input checkpoint")
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: no such file")
+    model = load_yolov5(ckpt)
+    info = save_darknet(model, cfg, weights, names)
+    print(f"{ckpt} -> {cfg}, {weights} ({info['weights_bytes']:,} bytes), {names} (darknet; {len(model.names)} "
+          f"classes, {info['layers']} layers, input {model.input_size[1]}x{model.input_size[0]}, strides "
+          f"{model.stride})")
     return 0
