@@ -56,10 +56,12 @@ def _check_model(model) -> None:
                          f"got {type(model).__name__}")
 
 
-def yolov5_to_darknet(model, input_size=None, comment: str = "") -> tuple[str, dict, object]:
+def yolov5_to_darknet(model, input_size=None, comment: str = "", *, bn_eps: float = DARKNET_BN_EPS
+                      ) -> tuple[str, dict, object]:
     """``(cfg_text, darknet_state_dict, lowering)`` of a YOLOv5Model; nothing is written.
 
     ``input_size``: (height, width) or an int for ``[net]`` (default ``model.input_size``).
+    ``bn_eps``: the epsilon the consumer normalises with (Darknet: 1e-5; see :func:`save_darknet`).
     ``darknet_state_dict``: float32 tensors keyed ``layers.{i}.{name}`` as the cfg's plan names them.
     """
     _check_model(model)
@@ -67,10 +69,10 @@ def yolov5_to_darknet(model, input_size=None, comment: str = "") -> tuple[str, d
     lw = lower(model)
     cfg_text = render_cfg(lw, width=w, height=h, comment=comment)
     sd = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    return cfg_text, _gather(lw, sd), lw
+    return cfg_text, _gather(lw, sd, bn_eps), lw
 
 
-def _gather(lw, sd: dict) -> dict:
+def _gather(lw, sd: dict, bn_eps: float) -> dict:
     out = {}
     for i, b in lw.convs.items():
         wt = sd[b.weight].float()
@@ -89,22 +91,22 @@ def _gather(lw, sd: dict) -> dict:
             out[p + "bn.weight"] = sd[b.bn + ".weight"].float()[lo:hi].clone()
             out[p + "bn.running_mean"] = sd[b.bn + ".running_mean"].float()[lo:hi].clone()
             var = sd[b.bn + ".running_var"][lo:hi].double()
-            out[p + "bn.running_var"] = (var + (b.eps - DARKNET_BN_EPS)).float()
+            out[p + "bn.running_var"] = (var + (b.eps - bn_eps)).float()
         else:
             out[p + "conv.bias"] = sd[b.bias].float().clone() if b.bias else torch.zeros(b.filters)
         out[p + "conv.weight"] = wt.contiguous()
     return out
 
 
-def darknet_to_yolov5_state_dict(model, darknet) -> dict:
+def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_EPS) -> dict:
     """The YOLOv5 state dict (native = YOLOv5 keys) held by an exported Darknet network.
 
     ``model``: a YOLOv5Model of the exported architecture (only its structure is used: one built with
     :func:`~zooport.model_defs.yolov5.build_uninitialised` from ``native_arch()`` will do);
     ``darknet``: the loaded :class:`~zooport.model_defs.darknet.DarknetModel` or its state dict
-    (anchors are then taken from ``model``'s ``[yolo]``-equivalent, see below). Anchors come from the
-    ``[yolo]`` layers (pixels / stride) when ``darknet`` is a model. Raises CheckpointError when the
-    Darknet network does not have the structure the export of ``model`` has.
+    (then the anchors are ``model``'s own, which must hold values). Anchors come from the ``[yolo]``
+    layers (pixels / stride) when ``darknet`` is a model. ``bn_eps``: the one the export was folded for.
+    Raises CheckpointError when the Darknet network does not have the structure of ``model``'s export.
     """
     _check_model(model)
     lw = lower(model)
@@ -150,7 +152,7 @@ def darknet_to_yolov5_state_dict(model, darknet) -> dict:
             put(b.bn + ".bias", lo, hi, dsd[p + "bn.bias"].float())
             put(b.bn + ".weight", lo, hi, dsd[p + "bn.weight"].float())
             put(b.bn + ".running_mean", lo, hi, dsd[p + "bn.running_mean"].float())
-            var = dsd[p + "bn.running_var"].double() - (b.eps - DARKNET_BN_EPS)
+            var = dsd[p + "bn.running_var"].double() - (b.eps - bn_eps)
             put(b.bn + ".running_var", lo, hi, var.float())
             out[b.bn + ".num_batches_tracked"] = torch.zeros((), dtype=torch.long)
         elif b.bias is not None:
@@ -190,10 +192,15 @@ def _names_text(names) -> str:
     return "".join(f"{n}\n" for n in names)
 
 
-def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=None) -> dict:
+def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=None,
+                 bn_eps: float = DARKNET_BN_EPS) -> dict:
     """Write ``model`` (a native YOLOv5 model) as a Darknet cfg, ``.weights`` (header 0.2.5) and names.
 
-    ``input_size``: (height, width) or int for ``[net]`` (default ``model.input_size``). All files are
+    ``input_size``: (height, width) or int for ``[net]`` (default ``model.input_size``). ``bn_eps``: the
+    batch-norm epsilon of the program that will run the files, folded into the rolling variances:
+    Darknet's 1e-5 (default). OpenCV 4's ``readNetFromDarknet`` normalises with 1e-6 instead (measured:
+    with the Darknet fold, yolov5n's head inputs move by 5e-3 there, YOLOv5's small running variances
+    magnify the difference); ``bn_eps=1e-6`` writes the files for OpenCV. All files are
     written to temporary files, the cfg re-parsed with zooport's Darknet parser, the weights file checked
     against the exact size that cfg needs (``weights_bytes``) and the names read back; only then are they
     renamed into place, so an error leaves none of them. Returns {"cfg", "weights", "names", "layers",
@@ -209,8 +216,10 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
         raise UsageError(f"save_darknet: output paths must differ, got {[str(p) for p in paths]}")
     src = (getattr(model, "source", None) or {})
     comment = (f"YOLOv5 -> Darknet by zooport (new_coords=1 [yolo] heads, letterbox input)"
-               + (f"\nsource: {src.get('file')}" if src.get("file") else ""))
-    cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment)
+               + (f"\nsource: {src.get('file')}" if src.get("file") else "")
+               + f"\nrolling variances folded for batch-norm eps {bn_eps:g}"
+               + (" (Darknet's)" if bn_eps == DARKNET_BN_EPS else " (not Darknet's 1e-05)"))
+    cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment, bn_eps=bn_eps)
     names_text = _names_text(model.names) if names_path is not None else None
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in paths]
