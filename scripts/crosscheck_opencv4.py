@@ -119,7 +119,8 @@ def main(argv=None) -> int:
             ref_raw = model.raw(xt)
             det = model.model[model.detect_index]
             ref_in = [r.sigmoid() for r in ref_raw]
-            ref_dec = [det.decode([r]) for r in ref_raw]            # YOLOv5's decode, level by level
+            sizes = [det.na * r.shape[2] * r.shape[3] for r in ref_raw]
+            ref_dec = det.decode(ref_raw).split(sizes, 1)           # YOLOv5's decode, split by level
             dk_in = dmodel.raw(xt) if args.bn_eps == 1e-5 else None  # zooport's Darknet model folds for 1e-5
     nh = len(ref_in)
     worst = {"head_in": 0.0, "xy_px": 0.0, "wh_px": 0.0, "wh_rel": 0.0, "obj": 0.0, "vs_zooport_darknet": 0.0}

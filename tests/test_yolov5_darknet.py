@@ -348,6 +348,42 @@ def test_unsupported_modules_are_named(row, match, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bn_eps_fold_for_another_consumer(tmp_path, monkeypatch):
+    """bn_eps=1e-6 (OpenCV 4's importer): rolling variance = var + eps - 1e-6, and a Darknet that normalises
+    with 1e-6 then computes YOLOv5's outputs; the inverse with the same bn_eps is exact."""
+    from zooport.converters.darknet import load_darknet
+    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5_darknet import save_darknet
+    from zooport.model_defs import darknet_layers
+
+    ckpt, _ = build_release("v6.0", seed=8)
+    save_foreign(ckpt, tmp_path / "ck.pt")
+    model = load_yolov5(tmp_path / "ck.pt")
+    with torch.no_grad():   # YOLOv5-like small variances (where the eps matters), outputs kept in scale
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.mul_(0.005)
+                m.weight.mul_(0.005 ** 0.5)
+    paths = [tmp_path / "m.cfg", tmp_path / "m.weights"]
+    save_darknet(model, *paths, bn_eps=1e-6)
+    assert "eps 1e-06" in paths[0].read_text()
+    monkeypatch.setattr(darknet_layers, "BN_EPS", 1e-6)
+    d = load_darknet(*paths)
+    var = model.state_dict()["model.0.bn.running_var"].double()
+    assert torch.allclose(d.state_dict()["layers.0.bn.running_var"].double(), var + 1e-3 - 1e-6, rtol=1e-7)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    err = _compare(model, d, x)[0]
+    monkeypatch.undo()      # the same files under Darknet's 1e-5: visibly off, so the fold is what matters
+    with torch.no_grad():
+        off = max((a - b.sigmoid()).abs().max().item() for a, b in zip(d.raw(x), model.raw(x)))
+    assert off > 10 * max(err, 1e-6), (off, err)
+    from zooport.converters.yolov5_darknet import darknet_to_yolov5_state_dict
+
+    back = darknet_to_yolov5_state_dict(model, d, bn_eps=1e-6)
+    v = back["model.0.bn.running_var"].double()
+    assert ((v - var).abs() / var).max() <= 1e-6
+
+
 def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
     from zooport.cli.main import main
     from zooport.converters.darknet import load_darknet
@@ -362,6 +398,9 @@ def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
     assert d.names == ["cat", "dog", "bird"] and d.input_size == [640, 640]
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     _compare(load_yolov5(src), d, x)
+    assert main(["convert", "yolov5", str(src), "--to", "darknet", "--bn-eps", "1e-6", "-o", str(tmp_path / "cv")]) == 0
+    assert "eps 1e-06" in (tmp_path / "cv.cfg").read_text()
+    assert main(["convert", "yolov5", str(src), "--bn-eps", "1e-6", "-o", str(tmp_path / "n.pt")]) == 2
     # an unsupported model through the CLI: one error line, exit 2, nothing written
     bad, _ = build_release("v3.1")
     save_foreign(bad, tmp_path / "h.pt")

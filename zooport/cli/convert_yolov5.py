@@ -22,6 +22,9 @@ def register(sub) -> None:
                    help="pt: native checkpoint dict; safetensors: native tensors + JSON metadata; "
                    "yolov5: plain YOLOv5-style state dict (float32); darknet: Darknet cfg + .weights + .names "
                    "(new_coords [yolo] heads; Darknet and OpenCV 4 run it). Default: from OUT's suffix, else pt")
+    p.add_argument("--bn-eps", type=float, default=None, metavar="EPS",
+                   help="darknet only: batch-norm eps of the program that will run the files, folded into the "
+                   "rolling variances (default 1e-5, Darknet's; OpenCV 4's readNetFromDarknet uses 1e-6)")
     p.set_defaults(func=_run)
 
 
@@ -42,6 +45,10 @@ def _run(args) -> int:
     fmt = args.format
     if fmt == "darknet":
         return _to_darknet(args)
+    if args.bn_eps is not None:
+        from ..errors import UsageError
+
+        raise UsageError("--bn-eps applies to --to darknet only")
     if fmt is None:
         fmt = "safetensors" if args.output and Path(args.output).suffix == ".safetensors" else "pt"
     out = Path(args.output) if args.output else _default_output(args.checkpoint, fmt)
@@ -89,8 +96,11 @@ def _to_darknet(args) -> int:
         raise UsageError(f"output {ckpt} would overwrite the input checkpoint")
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: no such file")
+    if args.bn_eps is not None and not 0 < args.bn_eps < 1:
+        raise UsageError(f"--bn-eps {args.bn_eps}: expected a small positive number such as 1e-5")
     model = load_yolov5(ckpt)
-    info = save_darknet(model, cfg, weights, names)
+    kw = {} if args.bn_eps is None else {"bn_eps": args.bn_eps}
+    info = save_darknet(model, cfg, weights, names, **kw)
     print(f"{ckpt} -> {cfg}, {weights} ({info['weights_bytes']:,} bytes), {names} (darknet; {len(model.names)} "
           f"classes, {info['layers']} layers, input {model.input_size[1]}x{model.input_size[0]}, strides "
           f"{model.stride})")
