@@ -324,6 +324,41 @@ def test_hardswish_release_is_refused_and_nothing_written(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["m.cfg"] and (out / "m.cfg").read_text() == "keep me"
 
 
+def _tiny(row, nc=1):
+    """A stride-4 one-level model with ``row`` as its second layer."""
+    last = [-1, 1, "Conv", [16, 3, 1 if row[2] == "Contract" else 2]]
+    return {"nc": nc, "depth_multiple": 1.0, "width_multiple": 1.0, "anchors": [[10, 13, 16, 30]],
+            "backbone": [[-1, 1, "Conv", [8, 3, 2]], row, last], "head": [[[-1], 1, "Detect", ["nc", "anchors"]]]}
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    import zooport
+    from zooport.converters import darknet_weights
+    from zooport.errors import UsageError
+
+    model = _randomise(_from_yaml(_tiny([-1, 1, "Conv", [8, 3, 1]], nc=2)), seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m.weights").write_bytes(b"old")
+    paths = [out / "m.cfg", out / "m.weights", out / "m.names"]
+
+    def boom(path, *a, **k):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(darknet_weights, "write_weights", boom)
+    with pytest.raises(OSError):
+        zooport.save_darknet(model, *paths)
+    assert sorted(p.name for p in out.iterdir()) == ["m.weights"] and (out / "m.weights").read_bytes() == b"old"
+    monkeypatch.undo()
+    model.names = ["a", "b\nc"]
+    with pytest.raises(UsageError, match="class name 1"):
+        zooport.save_darknet(model, *paths)
+    with pytest.raises(UsageError, match="multiples of the model's largest stride 4"):
+        zooport.save_darknet(model, out / "x.cfg", out / "x.weights", input_size=102)
+    assert sorted(p.name for p in out.iterdir()) == ["m.weights"]
+
+
 @pytest.mark.parametrize("row, match", [
     ([-1, 1, "Contract", [2]], r"model\.1 \(Contract\)"),
     ([-1, 1, "C3TR", [16]], r"model\.1\.m \(TransformerBlock\)"),
@@ -334,12 +369,7 @@ def test_unsupported_modules_are_named(row, match, tmp_path):
     import zooport
     from zooport.errors import UnsupportedError
 
-    d = {"nc": 1, "depth_multiple": 1.0, "width_multiple": 1.0, "anchors": [[10, 13, 16, 30]],
-         "backbone": [[-1, 1, "Conv", [8, 3, 2]], row, [-1, 1, "Conv", [16, 3, 2]]],
-         "head": [[[-1], 1, "Detect", ["nc", "anchors"]]]}
-    if row[2] == "Contract":
-        d["backbone"][2] = [-1, 1, "Conv", [16, 3, 1]]
-    model = _randomise(_from_yaml(d), seed=2)
+    model = _randomise(_from_yaml(_tiny(row)), seed=2)
     if match is None:
         _check(model, tmp_path, (32, 32))
         return
