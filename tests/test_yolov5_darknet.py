@@ -33,22 +33,46 @@ def _box_error(got, ref) -> float:
     return err.max().item()
 
 
+def _input(hw, seed=0):
+    return torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(seed))
+
+
 def _randomise(model, seed: int):
-    """Seeded random weights and BN statistics, so every tensor and the eps fold matter."""
+    """Seeded random weights and BN statistics (the scheme of test_yolov5_fakes: conv weights
+    N(0, 1/fan_in), biases N(0, 0.1), BN gamma U(0.5, 1.5), running var U(0.5, 1.5)), so every tensor
+    matters and the outputs stay far from saturation in networks of any depth."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith(("anchors", "num_batches_tracked")):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.02)
-            elif name.endswith(("running_mean", "bias")):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif t.dim() == 1:
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
+        for m in model.modules():
+            bn = isinstance(m, torch.nn.BatchNorm2d)
+            for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+                if name == "num_batches_tracked" or name == "anchors":
+                    continue
+                if bn and name in ("weight", "running_var"):
+                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+                elif t.dim() == 1:
+                    t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+                else:
+                    t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
     return model.eval()
+
+
+def _unfolded_error(model, hw) -> float:
+    """Head-input error of an export WITHOUT the eps fold (var' = var): shows that the comparison sees it."""
+    from zooport.converters.yolov5_darknet import yolov5_to_darknet
+    from zooport.model_defs.darknet import DarknetModel
+    from zooport.parsers.darknet_cfg import parse_cfg
+    from zooport.parsers.darknet_plan import build_plan
+
+    eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert len(eps) == 1
+    text, sd, _ = yolov5_to_darknet(model, hw, bn_eps=eps.pop())
+    cfg = parse_cfg("<unfolded>", text=text)
+    d = DarknetModel(cfg, build_plan(cfg))
+    d.load_state_dict(sd, strict=True)
+    x = _input(hw)
+    with torch.no_grad():
+        return max((a - b.sigmoid()).abs().max().item() for a, b in zip(d.eval().raw(x), model.raw(x)))
 
 
 def _export(model, tmp_path, hw=None):
@@ -72,6 +96,8 @@ def _compare(model, dmodel, x) -> tuple[float, float]:
         ref = [r.sigmoid() for r in model.raw(x)]
         got = dmodel.raw(x)
         assert len(got) == len(ref)
+        live = torch.cat([((r > 1e-3) & (r < 1 - 1e-3)).flatten() for r in ref]).float().mean().item()
+        assert live > 0.5, f"reference outputs saturated ({live:.2f} of them inside (1e-3, 1 - 1e-3))"
         head_err = max(assert_close(g, r, rel=HEAD_REL, what=f"level {k}") for k, (g, r) in
                        enumerate(zip(got, ref)))
         dref, dgot = model(x), dmodel(x)
@@ -111,8 +137,7 @@ def _check(model, tmp_path, hw, seed=0):
     cfg, weights, names = _export(model, tmp_path, hw)
     d = load_darknet(cfg, weights, names=names)
     assert d.names == list(model.names) and d.stride == list(model.stride)
-    x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(seed))
-    errs = _compare(model, d, x)
+    errs = _compare(model, d, _input(hw, seed))
     return errs + (_round_trip(model, d),)
 
 
@@ -218,9 +243,10 @@ ARCHS = ["yolov5n", "yolov5n6", "yolov5n-p2", "yolov5n-p7", "yolov5s", "yolov5m"
 def _arch_case(name, tmp_path):
     import zooport
 
-    model = _randomise(zooport.create_yolov5(name, nc=5), seed=11)
     hw = (128, 128) if name.endswith("p7") else (64, 128)
+    model = _randomise(zooport.create_yolov5(name, nc=5), seed=11)
     head, box, rt = _check(model, tmp_path, hw)
+    assert _unfolded_error(model, hw) > 10 * max(head, 1e-7)
     assert rt <= 1e-6
 
 
@@ -285,12 +311,13 @@ BLOCKS = {
 def test_expressible_blocks(tmp_path):
     model = _randomise(_from_yaml(BLOCKS), seed=4)
     head, box, rt = _check(model, tmp_path, (64, 96))
+    assert _unfolded_error(model, (64, 96)) > 10 * max(head, 1e-7)
     text = (tmp_path / "m.cfg").read_text()
     assert "groups=" in text and "stride_x" not in text and "[reorg3d]" in text
     fused = model.fuse()                                     # conv + bias, no BN: also exportable
     out = tmp_path / "fused"
     out.mkdir()
-    _check(fused, out, (64, 64))
+    _check(fused, out, (64, 96))
 
 
 def test_blocks_checkpoint_refused_naming_the_layer(tmp_path):
