@@ -34,8 +34,7 @@ from torch import nn
 
 from ..errors import UnsupportedError
 from ..model_defs import yolov5_blocks as B
-
-DARKNET_BN_EPS = 1e-5  # Darknet's normalize_cpu: (x - mean) / sqrt(var + .00001), hard-coded
+from ..model_defs.darknet_layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
 
 # activation module class name -> Darknet activation (only the exact equivalents)
 _ACTS = {"SiLU": "swish", "Identity": "linear", "ReLU": "relu", "Sigmoid": "logistic", "Tanh": "tanh",
