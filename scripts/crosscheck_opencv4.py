@@ -7,8 +7,8 @@
    the OpenCV under test is the 4.x that distributions ship, not whatever zooport's environment holds.
 2. Exports MODEL.pt (default ``$ZOOPORT_ASSETS/zoo/yolov5/yolov5n.pt``) with ``zooport.save_darknet``.
 3. Runs the export with ``cv2.dnn.readNetFromDarknet`` inside that environment (OpenCV's own CPU
-   backend) and with zooport's Darknet model on the same input: ``--input`` (raw float32 (1, 3, H, W),
-   RGB in [0, 1]; default the golden letterboxed bus ``golden/real/yolov5n_bus/input_640.f32`` when
+   backend) and the YOLOv5 model on the same input: ``--input`` (raw float32 (1, 3, S, S), RGB in
+   [0, 1]; default the golden letterboxed bus ``golden/real/yolov5n_bus/input_640.f32`` when
    ``ZOOPORT_ASSETS`` is set, else a seeded random image).
 4. Compares per head, against the YOLOv5 model (zooport's native one, itself equal to YOLOv5's golden
    outputs): (a) the input of each ``[yolo]`` layer (OpenCV's logistic 1x1 conv output) with YOLOv5's
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     assets = os.environ.get("ZOOPORT_ASSETS")
     ap.add_argument("model", nargs="?", default=str(Path(assets or ".") / "zoo/yolov5/yolov5n.pt"))
-    ap.add_argument("--input", default=None, help="raw float32 (1, 3, H, W) RGB [0, 1]")
+    ap.add_argument("--input", default=None, help="raw float32 (1, 3, S, S) RGB [0, 1] (square)")
     ap.add_argument("--size", type=int, default=640, help="input side for the random image (no --input)")
     ap.add_argument("--venv", default=str(Path(tempfile.gettempdir()) / "zooport-opencv4-venv"))
     ap.add_argument("--keep", default=None, help="write the export here instead of a temp folder")
