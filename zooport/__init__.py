@@ -35,6 +35,7 @@ _API = {
     "load": "zooport.loading:load_model",
     "load_darknet": "zooport.converters.darknet:load_darknet",
     "save_darknet_weights": "zooport.converters.darknet:save_darknet_weights",
+    "save_darknet": "zooport.converters.yolov5_darknet:save_darknet",
     "load_yolov5": "zooport.converters.yolov5:load_yolov5",
     "create_yolov5": "zooport.model_defs.yolov5:create_yolov5",
     "load_ultralytics": "zooport.converters.ultralytics:load_ultralytics",

@@ -1,9 +1,9 @@
-"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5] [-o OUT] [--names FILE]``."""
+"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5|darknet] [-o OUT] [--names FILE] [--bn-eps EPS]``."""
 from __future__ import annotations
 
 import time
 
-SUPPORTED = ("pt", "safetensors", "yolov5")
+SUPPORTED = ("pt", "safetensors", "yolov5", "darknet")
 
 
 def register(sub) -> None:
@@ -11,17 +11,22 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "yolov5",
-        help="convert an Ultralytics YOLOv5 .pt checkpoint (any release) to a native checkpoint",
+        help="convert an Ultralytics YOLOv5 .pt checkpoint (any release) to a native checkpoint or Darknet",
         description="Read a YOLOv5 .pt checkpoint (v1.0 ... v7.0) without YOLOv5's code and without "
         "unsafe unpickling, and write it as a zooport native checkpoint (--to pt: .pt loadable with "
-        "torch.load(weights_only=True); --to safetensors), or as a YOLOv5-style state dict "
+        "torch.load(weights_only=True); --to safetensors), as a YOLOv5-style state dict "
         "{'model.N...': tensor} that YOLOv5's DetectionModel(cfg).load_state_dict accepts (--to yolov5, "
-        "float32). The output is written atomically.",
+        "float32), or as a Darknet network (--to darknet: OUT.cfg + OUT.weights + OUT.names with "
+        "new_coords [yolo] heads, which Darknet and OpenCV 4 run). Outputs are written atomically.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="YOLOv5 .pt file (e.g. yolov5s.pt)")
     add_output_args(p, SUPPORTED, "beside CKPT, CKPT's name with the target's extension, "
-                    "'.converted' inserted when that is CKPT itself")
+                    "'.converted' inserted when that is CKPT itself; for darknet a stem: OUT.cfg, OUT.weights, "
+                    "OUT.names")
     p.add_argument("--names", metavar="FILE", default=None, help="class names file overriding the checkpoint's")
+    p.add_argument("--bn-eps", type=float, default=None, metavar="EPS",
+                   help="--to darknet only: batch-norm eps of the program that will run the files, folded into "
+                   "the rolling variances (default 1e-5, Darknet's; OpenCV 4's readNetFromDarknet uses 1e-6)")
     p.set_defaults(func=_run)
 
 
@@ -36,14 +41,21 @@ def check_args(args) -> None:
         raise UsageError(hint)
     if args.names is not None:
         _args.input_file(args.names, "names")
+    if args.bn_eps is not None and not 0 < args.bn_eps < 1:
+        raise UsageError(f"--bn-eps {args.bn_eps}: expected a small positive number such as 1e-5")
 
 
 def _run(args) -> int:
+    from ..errors import UsageError
     from .convert import output_path, resolve_target
 
     t0 = time.perf_counter()
     target = resolve_target(args, "yolov5", SUPPORTED)
     check_args(args)
+    if args.bn_eps is not None and target != "darknet":
+        raise UsageError("--bn-eps applies to --to darknet only")
+    if target == "darknet":
+        return _to_darknet(args, t0)
     out = output_path(args, target, args.checkpoint, (args.checkpoint,))
 
     from ..converters.yolov5 import load_yolov5, to_yolov5_state_dict
@@ -63,4 +75,29 @@ def _run(args) -> int:
             save_native(model, out, target)
         bar.update(1)
     report_written(out, target, t0)
+    return 0
+
+
+def _to_darknet(args, t0: float) -> int:
+    from pathlib import Path
+
+    from ..converters.yolov5 import load_yolov5
+    from ..converters.yolov5_darknet import default_outputs, save_darknet
+    from ..errors import UsageError
+    from . import _args
+    from ._args import progress, report_written
+
+    ckpt = Path(args.checkpoint)
+    cfg, weights, names = default_outputs(args.output if args.output else ckpt.with_suffix(""))
+    if ckpt.resolve() in {p.resolve() for p in (cfg, weights, names)}:
+        raise UsageError(f"output {ckpt} would overwrite the input checkpoint")
+    for p in (cfg, weights, names):
+        _args.output_file(p, (args.checkpoint,))
+    with progress(total=2, desc="convert yolov5", unit="step") as bar:
+        model = load_yolov5(ckpt, names=args.names)
+        bar.update(1)
+        save_darknet(model, cfg, weights, names, **({} if args.bn_eps is None else {"bn_eps": args.bn_eps}))
+        bar.update(1)
+    for p in (cfg, weights, names):
+        report_written(p, "darknet", t0)
     return 0
