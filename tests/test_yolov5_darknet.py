@@ -361,7 +361,7 @@ def _tiny(row, nc=1):
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     import zooport
     from zooport.converters import darknet_weights
-    from zooport.errors import UsageError
+    from zooport.errors import UsageError, WriteError
 
     model = _randomise(_from_yaml(_tiny([-1, 1, "Conv", [8, 3, 1]], nc=2)), seed=1)
     out = tmp_path / "out"
@@ -374,7 +374,7 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(darknet_weights, "write_weights", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="No space left on device"):  # one clear error naming the file
         zooport.save_darknet(model, *paths)
     assert sorted(p.name for p in out.iterdir()) == ["m.weights"] and (out / "m.weights").read_bytes() == b"old"
     monkeypatch.undo()
