@@ -15,7 +15,7 @@ import torch
 from helpers import assert_close, asset, read_f32, sha256
 
 from zooport.converters.darknet import load_darknet
-from zooport.darknet_postprocess import darknet_detections, read_detections
+from zooport.postprocess import darknet_detections, read_detections
 
 SLIM = [
     "Gaussian_yolov3_BDD", "csresnext50-panet-spp", "enet-coco", "yolov2", "yolov2-tiny", "yolov3",

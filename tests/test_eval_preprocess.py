@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from zooport.eval.post import darknet_post, yolov5_nms
+from zooport.postprocess import darknet_post, yolov5_nms
 from zooport.eval.preprocess import (darknet_resize, letterbox, load_resize, preprocess_letterbox,
                                      rect_batch_shapes, unletterbox_boxes, unresize_boxes)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .data import BadImage, read_image
-from .post import darknet_post, yolov5_post
+from ..postprocess import darknet_post, yolov5_post
 from .preprocess import (PAD_VALUE, preprocess_letterbox, preprocess_resize, rect_batch_shapes,
                          unletterbox_boxes, unresize_boxes)
 

@@ -12,7 +12,6 @@ so merging N partials scores exactly like one unsharded run.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +193,3 @@ def dist_gather(part: dict, ctx: dict) -> list:
         if ctx.get("owned"):
             dist.destroy_process_group()
     return out
-
-
-def env_world() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))

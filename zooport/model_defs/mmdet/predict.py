@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ...errors import ConfigError
-from ...postprocess import nms
+from ...postprocess.mmdet import batched_nms  # noqa: F401  (mmcv batched_nms; also imported from here)
 from . import anchors as A
 from .coders import delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
 
@@ -92,21 +92,6 @@ def filter_scores_and_topk(scores, score_thr, topk):
         order = order[:topk]
     rows, labels = idx[order].unbind(1)
     return vals[order], labels, rows
-
-
-def batched_nms(boxes, scores, labels, nms_cfg):
-    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), greedy NMS (IoU > thr suppresses)."""
-    cfg = dict(nms_cfg or {})
-    t = cfg.get("type", "nms")
-    if t != "nms":
-        raise ConfigError(f"test_cfg.nms type {t!r} not supported (only 'nms')")
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.int64)
-    if cfg.get("class_agnostic", False):
-        b = boxes
-    else:
-        b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
-    return nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
