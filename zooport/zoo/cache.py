@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .._cache import cache_dir  # noqa: F401  (used here, and public as zoo.cache.cache_dir)
 from .._io import sha256_file
 from ..errors import DownloadError, IntegrityError
 from .manifest import FileSpec
@@ -47,16 +48,6 @@ _LOCK_TIMEOUT_S = 6 * 3600  # a slow link may take long for a 280 MB file; a stu
 
 class _Retryable(Exception):
     """A transient failure (dropped connection, 5xx): retried, resuming from the .part file."""
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$ZOOPORT_CACHE`` or the platform's user cache dir for zooport."""
-    v = os.environ.get(ENV_CACHE)
-    if v:
-        return Path(v).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("zooport", appauthor=False))
 
 
 def is_offline() -> bool:
