@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from test_yolov5_fakes import build_release, reference_raw, save_foreign
+from yolov5_fakes import build_release, reference_raw, save_foreign
 
 
 def test_convert_yolov5_all_formats(tmp_path, capsys):

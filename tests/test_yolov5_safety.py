@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from test_yolov5_fakes import build_release, save_foreign
+from yolov5_fakes import build_release, save_foreign
 from zooport.errors import CheckpointError, UnsafeCheckpointError, ZooportError
 
 
@@ -102,7 +102,7 @@ def test_gadget_hidden_in_real_structure_and_stack_global(tmp_path, sentinel):
         _load(p)
     # the same payload in a legacy (pre-1.6, non-zip) file
     pl = tmp_path / "hidden_legacy.pt"
-    torch.save(ckpt, pl, pickle_module=__import__("test_yolov5_fakes").FOREIGN_PICKLE, pickle_protocol=2,
+    torch.save(ckpt, pl, pickle_module=__import__("yolov5_fakes").FOREIGN_PICKLE, pickle_protocol=2,
                _use_new_zipfile_serialization=False)
     with pytest.raises(UnsafeCheckpointError, match="posix.system|os.system"):
         _load(pl)
