@@ -182,3 +182,33 @@ def test_device_needs_torch_backend(tmp_path):
     with pytest.raises(UsageError, match="device"):
         verify(TableDetector(NAMES, TABLE), voc=make_voc_tree(tmp_path / "voc"), backend="onnxruntime",
                device="cuda", progress=False)
+
+
+def test_cli_table_speed_line_and_quiet(tmp_path, capsys):
+    """The CLI's yolo-val table (Class Images Instances P R + AP columns, an "all" row), the speed line,
+    and --quiet printing the metrics line alone."""
+    from zooport.cli.verify import _print_table
+    from zooport.eval.verify import verify
+
+    res = verify(TableDetector(NAMES, TABLE), voc=make_voc_tree(tmp_path / "voc"), batch=1, progress=False)
+    _print_table(res)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("mAP_voc07 ")
+    assert out[1].split() == ["Class", "Images", "Instances", "P", "R", "AP_voc07", "AP_voc10"]
+    assert out[2].split()[:3] == ["all", "3", str(sum(r["instances"] for r in res.per_class))]
+    assert out[-1].startswith("Speed: ") and "ms preprocess" in out[-1] and "ms NMS per image" in out[-1]
+    _print_table(res, quiet=True)
+    assert capsys.readouterr().out.splitlines() == [out[0]]
+
+
+def test_precision_recall_at_max_f1_by_hand():
+    """One class, 2 instances; detections 0.9 TP, 0.8 FP, 0.7 TP. Confidence above 0.8: P 1, R 0.5 (F1 .67);
+    0.7..0.8: P .5, R .5 (F1 .5); up to 0.7: P 2/3, R 1 (F1 .8, the maximum) -> P 2/3, R 1."""
+    from zooport.eval.precision import match_image, precision_recall
+
+    p, r = precision_recall([1, 0, 1], [0.9, 0.8, 0.7], [0, 0, 0], [0, 0], [0])
+    assert p[0] == pytest.approx(2 / 3, abs=1e-3) and r[0] == pytest.approx(1.0, abs=1e-3)
+    # YOLOv5's matching at IoU 0.5: one ground truth takes one detection (the better overlap), same class only
+    gt = np.array([[0, 0, 10, 10]], float)
+    dets = np.array([[0, 0, 10, 9, 0.5, 0], [0, 0, 10, 10, 0.4, 0], [0, 0, 10, 10, 0.9, 1]], float)
+    assert match_image(gt, np.array([0]), dets).tolist() == [False, True, False]
