@@ -208,7 +208,8 @@ def test_precision_recall_at_max_f1_by_hand():
 
     p, r = precision_recall([1, 0, 1], [0.9, 0.8, 0.7], [0, 0, 0], [0, 0], [0])
     assert p[0] == pytest.approx(2 / 3, abs=1e-3) and r[0] == pytest.approx(1.0, abs=1e-3)
-    # YOLOv5's matching at IoU 0.5: one ground truth takes one detection (the better overlap), same class only
+    # YOLOv5 v7.0's matching at IoU 0.5: one ground truth takes one detection of its class; after the per-detection
+    # pass the per-truth pass keeps the lowest detection index (v7.0 leaves the re-sort by IoU commented out)
     gt = np.array([[0, 0, 10, 10]], float)
     dets = np.array([[0, 0, 10, 9, 0.5, 0], [0, 0, 10, 10, 0.4, 0], [0, 0, 10, 10, 0.9, 1]], float)
-    assert match_image(gt, np.array([0]), dets).tolist() == [False, True, False]
+    assert match_image(gt, np.array([0]), dets).tolist() == [True, False, False]
