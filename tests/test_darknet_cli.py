@@ -136,6 +136,7 @@ def _bad_cases(tmp_path):
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["pt", "darknet"])
 def test_cli_bad_inputs_exit_2_and_leave_no_file(tmp_path, capsys, fmt):
     cases = _bad_cases(tmp_path)
@@ -152,6 +153,7 @@ def test_cli_bad_inputs_exit_2_and_leave_no_file(tmp_path, capsys, fmt):
         assert os.listdir(outdir) == [], (name, os.listdir(outdir))
 
 
+@pytest.mark.slow
 def test_cli_subprocess_no_traceback(tmp_path):
     cfg, _ = _small(tmp_path)
     trunc = write_file(tmp_path / "trunc.weights", np.zeros(SMALL_FLOATS - 1))

@@ -108,6 +108,7 @@ def test_darknet_post_by_hand():
     assert got == [(0, 0.81, [60, 30, 140, 70]), (1, 0.4, [64, 30, 144, 70]), (1, 0.81, [170, 85, 200, 100])]
 
 
+@pytest.mark.slow
 def test_yolov5_nms_equals_reference_implementation():
     from zooport.postprocess import non_max_suppression
 

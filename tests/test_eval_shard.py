@@ -56,6 +56,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_two_process_shard_and_merge(tmp_path):
     root = make_voc_tree(tmp_path / "voc")
     outs = [tmp_path / f"part{i}.json" for i in range(2)]
@@ -102,6 +103,7 @@ def test_merge_rejects_mixed_runs(tmp_path):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+@pytest.mark.slow
 def test_torchrun_gloo_two_ranks(tmp_path):
     root = make_voc_tree(tmp_path / "voc")
     script = tmp_path / "run.py"

@@ -102,6 +102,7 @@ def test_default_postprocess_by_family():
     assert DEFAULTS["darknet"]["conf"] == 0.001 and DEFAULTS["darknet"]["iou"] == 0.6
 
 
+@pytest.mark.slow
 def test_mmdet_model_is_scored_by_its_own_predict(tmp_path):
     """verify's detections for an MMDetection model are model.predict's (its test_cfg), mapped to the image."""
     from zooport.eval.runner import _load_one

@@ -85,6 +85,7 @@ def test_native_mmdet_yolov3_matches(bridge):
     assert not missing, f"{len(missing)} unmatched, first {missing[0]}"
 
 
+@pytest.mark.slow
 def test_darknet_bridge_round_trip(bridge, cfg320, tmp_path):
     import zooport
     from zooport.cli.main import main

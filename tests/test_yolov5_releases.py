@@ -10,6 +10,7 @@ import torch
 from yolov5_fakes import RELEASES, build_release, globals_of, reference_raw, save_foreign
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", sorted(RELEASES))
 def test_release_checkpoint_matches_reference(release, tmp_path):
     from zooport.converters.yolov5 import load_yolov5
@@ -79,6 +80,7 @@ def test_legacy_non_zip_checkpoint(release, tmp_path):
         assert all((o - r).abs().max().item() <= 1e-4 for o, r in zip(model.raw(x), ref))
 
 
+@pytest.mark.slow
 def test_training_checkpoint_prefers_ema(tmp_path):
     from zooport.converters.yolov5 import load_yolov5
 
@@ -97,6 +99,7 @@ def test_training_checkpoint_prefers_ema(tmp_path):
     assert all(torch.allclose(o, r, atol=1e-4) for o, r in zip(ours, ref_ema))
 
 
+@pytest.mark.slow
 def test_per_module_attribute_override(tmp_path):
     """One block with another BN eps and activation than the rest: read from the pickle per module."""
     from torch import nn

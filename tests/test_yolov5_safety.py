@@ -252,6 +252,7 @@ def test_standins_are_inert(tmp_path):
     assert not any(m.split(".")[0] in ("models", "utils") for m in set(sys.modules) - before)
 
 
+@pytest.mark.slow
 def test_sys_modules_never_gains_models_or_utils(tmp_path):
     """In a fresh interpreter with booby-trapped `models`/`utils` packages first on sys.path."""
     from helpers import asset, assets_root
@@ -285,6 +286,7 @@ def test_sys_modules_never_gains_models_or_utils(tmp_path):
     assert not (tmp_path / "IMPORTED_models").exists() and not (tmp_path / "IMPORTED_utils").exists()
 
 
+@pytest.mark.slow
 def test_cli_rejects_without_traceback_or_output(tmp_path, sentinel):
     p = tmp_path / "evil.pt"
     _save_ref({"model": _gadgets(sentinel)["os.system"]}, p)

@@ -148,6 +148,7 @@ def test_server_ignoring_range_restarts_cleanly(env, server, monkeypatch):
     assert cache_files(env) == ["yolov3-tiny.weights"]
 
 
+@pytest.mark.slow
 def test_two_processes_same_file(env, server):
     server.script("slow", "slow")
     s = spec("yolov3-tiny")
