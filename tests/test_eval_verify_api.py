@@ -214,3 +214,25 @@ def test_precision_recall_at_max_f1_by_hand():
     gt = np.array([[0, 0, 10, 10]], float)
     dets = np.array([[0, 0, 10, 9, 0.5, 0], [0, 0, 10, 10, 0.4, 0], [0, 0, 10, 10, 0.9, 1]], float)
     assert match_image(gt, np.array([0]), dets).tolist() == [True, False, False]
+
+
+def test_auto_backend(monkeypatch):
+    """auto = onnxruntime (installed here) for Darknet / YOLOv5 models on the CPU; torch for a model on a GPU,
+    an explicit GPU device, MMDetection (its test_cfg needs the head outputs) and families without ONNX parity."""
+    from zooport.eval import runner
+    from zooport.eval.verify import _default_backend
+
+    class Tiny(torch.nn.Module):
+        family = "yolov5"
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    m = Tiny()
+    assert _default_backend(m, "yolov5", None) == "onnxruntime"
+    assert _default_backend(m, "yolov5", "cuda:0") == "torch"
+    assert _default_backend(_retina(), "mmdet", None) == "torch"
+    assert _default_backend(TableDetector(NAMES, TABLE), "yolov5", None) == "torch"
+    monkeypatch.setattr(runner, "model_device", lambda model: torch.device("cuda:0"))
+    assert _default_backend(m, "yolov5", None) == "torch"

@@ -45,10 +45,14 @@ ORT_FAMILIES = {"darknet", "yolov5"}
 def _default_backend(model, post: str, device) -> str:
     """``auto``: onnxruntime (about 4x faster on a CPU for the same AP) when it is installed, the family
     exports to ONNX (:data:`ORT_FAMILIES`), its post-processing works on the decoded output (not
-    ``mmdet``) and the device is the CPU (or not given); else torch."""
+    ``mmdet``) and the device (default: the model's) is the CPU; else torch."""
     import importlib.util
 
-    on_cpu = device is None or str(device).split(":")[0] == "cpu"
+    if device is None:  # where the model lives: a CUDA model stays on its GPU with torch
+        from .runner import model_device
+
+        device = model_device(model) if hasattr(model, "parameters") else "cpu"
+    on_cpu = str(device).split(":")[0] == "cpu"
     if (getattr(model, "family", "") in ORT_FAMILIES and post != "mmdet" and on_cpu
             and importlib.util.find_spec("onnxruntime") is not None):
         return "onnxruntime"
