@@ -236,3 +236,39 @@ def test_auto_backend(monkeypatch):
     assert _default_backend(TableDetector(NAMES, TABLE), "yolov5", None) == "torch"
     monkeypatch.setattr(runner, "model_device", lambda model: torch.device("cuda:0"))
     assert _default_backend(m, "yolov5", None) == "torch"
+
+
+def test_eval_does_not_import_zoo_and_score_has_its_own_module():
+    """zooport.eval needs only a cache path from the zoo's world (zooport._cache), never zooport.zoo."""
+    import ast
+    from pathlib import Path
+
+    import zooport.eval
+
+    for f in Path(zooport.eval.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = "." * node.level + (node.module or "")
+                assert not mod.startswith(("..zoo", "zooport.zoo")), (f.name, mod)
+    from zooport.eval import score as score_mod
+    from zooport.eval import shard
+
+    assert shard.score is score_mod.score and not hasattr(shard, "env_world")
+
+
+def test_one_post_processing_module():
+    """zooport.postprocess is the one place: the old copies and dead helpers are gone, the names stay."""
+    import importlib
+
+    import zooport.postprocess as pp
+
+    for gone in ("zooport.darknet_postprocess", "zooport.eval.post"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(gone)
+    assert not hasattr(pp, "format_detections") and not hasattr(pp, "MODES")
+    from zooport.postprocess import MAX_WH, nms, non_max_suppression, xywh2xyxy  # noqa: F401  (names kept)
+
+    assert MAX_WH == 7680
+    from zooport.model_defs.mmdet import predict
+
+    assert predict.batched_nms is pp.batched_nms
