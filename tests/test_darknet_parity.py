@@ -78,6 +78,7 @@ def slim_input():
     return read_input(asset("golden/darknet-slim/input_bus_256.f32"), (256, 256, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SLIM)
 def test_slim_heads_match_darknet(name, slim_input):
     folder = asset(f"golden/darknet-slim/{name}")
@@ -139,6 +140,7 @@ def yolov3_tiny():
     return load_darknet(asset("zoo/darknet/yolov3-tiny.cfg"), weights, names=asset("zoo/darknet/coco.names"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image", REAL)
 def test_real_yolov3_tiny_heads_and_detections(image, yolov3_tiny):
     folder = asset(f"golden/real/yolov3-tiny_{image}")
@@ -169,6 +171,7 @@ def test_real_yolov3_tiny_metadata(yolov3_tiny):
     assert m.native_arch()["cfg"] == asset("zoo/darknet/yolov3-tiny.cfg").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["yolov4-tiny", "yolov3-tiny-prn", "yolov2-tiny"])
 def test_fused_equals_unfused(name, slim_input):
     folder = asset(f"golden/darknet-slim/{name}")
@@ -183,6 +186,7 @@ def test_fused_equals_unfused(name, slim_input):
     assert_close(pred1, pred0.numpy(), rel=1e-5, what=f"{name} fused forward")
 
 
+@pytest.mark.slow
 def test_native_round_trip(tmp_path, yolov3_tiny):
     from zooport.converters.native import load_native, save_native
 

@@ -75,6 +75,7 @@ def test_real_yolov3_tiny_round_trip_byte_identical(tmp_path):
     assert sha256(tmp_path / "b.weights") == TINY_SHA
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SLIM)
 def test_slim_round_trip_byte_identical(name, tmp_path):
     d = asset(f"golden/darknet-slim/{name}")

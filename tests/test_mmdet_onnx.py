@@ -51,3 +51,4 @@ def test_onnx_dynamic_shapes(tmp_path):
         ref = model(x)
     (out,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     assert_close(out, ref, what="atss dynamic onnx (2, 3, 128, 256)")
+pytestmark = pytest.mark.slow  # exports and onnxruntime runs of whole models

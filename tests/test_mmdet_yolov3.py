@@ -65,6 +65,7 @@ def cfg320(tmp_path_factory, bridge):
     return p
 
 
+@pytest.mark.slow
 def test_native_mmdet_yolov3_matches(bridge):
     from zooport.model_defs.mmdet import MMDetModel
 
