@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +26,11 @@ def tiny():
     return cfg, weights
 
 
+BUNDLED = Path(__file__).resolve().parent.parent / "zooport" / "cfgs" / "darknet"  # byte-equal to AlexeyAB's
+
+
 def test_info_darknet_json(capsys):
-    cfg = asset("darknet-cfg/yolov4.cfg")
+    cfg = BUNDLED / "yolov4.cfg"
     assert main(["info", "darknet", str(cfg), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["layers"] == 162 and facts["weights_bytes"] == 257_717_640
@@ -118,17 +122,21 @@ def _bad_cases(tmp_path):
     hdr.write_bytes(b"\1\2")
     names = tmp_path / "two.names"
     names.write_text("a\nb\n")
-    rnn = asset("darknet-cfg/rnn.cfg")
+    rnn = tmp_path / "rnn.cfg"  # the layer type, not a real model, is what is refused
+    rnn.write_text("[net]\nbatch=1\nheight=1\nwidth=1\nchannels=256\n\n[rnn]\nbatch_normalize=1\noutput=1024\n"
+                   "hidden=1024\nactivation=leaky\n\n[connected]\noutput=256\nactivation=leaky\n")
     cases += [("truncated", [str(cfg), str(trunc)]), ("trailing", [str(cfg), str(trail)]),
               ("bad_header", [str(cfg), str(hdr)]), ("missing_weights", [str(cfg), str(tmp_path / "no.weights")]),
               ("missing_cfg", [str(tmp_path / "no.cfg"), str(good_w)]), ("unsupported_rnn", [str(rnn), str(good_w)]),
               ("classes_zero", [str(cfg), str(good_w), "--num-classes", "0"]),
               ("classes_no_head", [str(cfg), str(good_w), "--num-classes", "2"])]
-    tiny_cfg, tiny_w = tiny()
-    cases.append(("names_count", [str(tiny_cfg), str(tiny_w), "--names", str(names)]))
+    # a model with an 80-class head (the bundled yolov3-tiny.cfg, zero weights of its exact size) and 2 names
+    tiny_w = write_file(tmp_path / "tiny.weights", np.zeros((35_434_956 - 20) // 4))
+    cases.append(("names_count", [str(BUNDLED / "yolov3-tiny.cfg"), str(tiny_w), "--names", str(names)]))
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["pt", "darknet"])
 def test_cli_bad_inputs_exit_2_and_leave_no_file(tmp_path, capsys, fmt):
     cases = _bad_cases(tmp_path)
@@ -145,6 +153,7 @@ def test_cli_bad_inputs_exit_2_and_leave_no_file(tmp_path, capsys, fmt):
         assert os.listdir(outdir) == [], (name, os.listdir(outdir))
 
 
+@pytest.mark.slow
 def test_cli_subprocess_no_traceback(tmp_path):
     cfg, _ = _small(tmp_path)
     trunc = write_file(tmp_path / "trunc.weights", np.zeros(SMALL_FLOATS - 1))

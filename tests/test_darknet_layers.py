@@ -255,7 +255,7 @@ def test_detection_head_decode():
 
 
 def test_darknet_postprocess_threshold_and_per_class_nms():
-    from zooport.darknet_postprocess import darknet_detections
+    from zooport.postprocess import darknet_detections
 
     # rows: x y w h (pixels of a 100x100 network), objectness, 2 class scores
     pred = t([

@@ -118,7 +118,7 @@ def test_voc_to_coco_scores_the_same_voc_map(tmp_path):
     """coco-tiny-voc -> COCO -> verify: the VOC mAP from the converted tree equals scoring the VOC tree."""
     import zooport
     from zooport.eval.data import load_coco
-    from zooport.eval.shard import score
+    from zooport.eval.score import score
 
     model = zooport.load([str(asset("zoo/darknet/yolov3-tiny.cfg")), str(asset("zoo/darknet/yolov3-tiny.weights"))],
                          names=str(asset("zoo/darknet/coco.names")))

@@ -18,6 +18,7 @@ def demo_run(tmp_path_factory):
     return rc, buf.getvalue(), out
 
 
+@pytest.mark.slow
 def test_demo_passes_and_reports(demo_run):
     rc, text, out = demo_run
     print(text)
@@ -32,6 +33,7 @@ def test_demo_passes_and_reports(demo_run):
     assert a == b and len(a) > 1_000_000
 
 
+@pytest.mark.slow
 def test_demo_is_deterministic(demo_run, tmp_path):
     from zooport.cli.demo import bundled_cfg
     from zooport.converters.darknet import load_darknet, save_darknet_weights
@@ -41,6 +43,7 @@ def test_demo_is_deterministic(demo_run, tmp_path):
     assert (tmp_path / "w.weights").read_bytes() == (demo_run[2] / "yolov3-tiny.weights").read_bytes()
 
 
+@pytest.mark.slow
 def test_demo_exits_1_when_parity_fails(monkeypatch, capsys, tmp_path):
     from zooport.export import checks
 

@@ -116,6 +116,7 @@ def test_class_names_must_match(tmp_path):
     assert res["metrics"]["mAP_voc10"] == pytest.approx(0.75)
 
 
+@pytest.mark.slow
 def test_cli_bad_dataset_exits_2_without_output(tmp_path):
     out = tmp_path / "out.json"
     img = _coco_tree(tmp_path, ann=False)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from zooport.eval.post import darknet_post, yolov5_nms
+from zooport.postprocess import darknet_post, yolov5_nms
 from zooport.eval.preprocess import (darknet_resize, letterbox, load_resize, preprocess_letterbox,
                                      rect_batch_shapes, unletterbox_boxes, unresize_boxes)
 
@@ -108,6 +108,7 @@ def test_darknet_post_by_hand():
     assert got == [(0, 0.81, [60, 30, 140, 70]), (1, 0.4, [64, 30, 144, 70]), (1, 0.81, [170, 85, 200, 100])]
 
 
+@pytest.mark.slow
 def test_yolov5_nms_equals_reference_implementation():
     from zooport.postprocess import non_max_suppression
 

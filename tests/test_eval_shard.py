@@ -35,9 +35,13 @@ import json, sys
 sys.path.insert(0, {tests!r})
 from eval_fake import NAMES, TABLE, TableDetector
 from zooport.eval.verify import verify
-res = verify(TableDetector(NAMES, TABLE), voc={root!r}, batch=1, progress=False)
-if not res.get("partial"):
-    json.dump(res["metrics"], open({out!r}, "w"))
+import torch.distributed as dist
+res = verify(TableDetector(NAMES, TABLE), voc={root!r}, batch=1, progress=False, distributed=True)
+assert not dist.is_initialized()  # the group verify created is torn down
+rank = int(__import__("os").environ["RANK"])
+assert res.rank == rank and res.scored == (rank == 0), (rank, res)
+if res.scored:
+    json.dump(res.metrics, open({out!r}, "w"))
 """
 
 
@@ -52,6 +56,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_two_process_shard_and_merge(tmp_path):
     root = make_voc_tree(tmp_path / "voc")
     outs = [tmp_path / f"part{i}.json" for i in range(2)]
@@ -98,6 +103,7 @@ def test_merge_rejects_mixed_runs(tmp_path):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+@pytest.mark.slow
 def test_torchrun_gloo_two_ranks(tmp_path):
     root = make_voc_tree(tmp_path / "voc")
     script = tmp_path / "run.py"
@@ -116,3 +122,19 @@ def test_torchrun_gloo_two_ranks(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads(out.read_text())
     assert m["mAP_voc10"] == pytest.approx(MAP10) and m["mAP_voc07"] == pytest.approx(MAP07)
+
+
+def test_world_size_alone_does_not_join_a_process_group(tmp_path, monkeypatch):
+    """WORLD_SIZE > 1 without distributed=True: an ordinary full run (no silent torch.distributed join)."""
+    import torch.distributed as dist
+
+    from eval_fake import NAMES, TABLE, TableDetector
+    from zooport.eval.verify import verify
+
+    root = make_voc_tree(tmp_path / "voc")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    res = verify(TableDetector(NAMES, TABLE), voc=root, batch=1, progress=False)
+    assert not dist.is_initialized()
+    assert res.scored and res.rank is None and res.partial is None and res.images == 3
+    assert res.metrics["mAP_voc10"] == pytest.approx(MAP10)

@@ -85,6 +85,7 @@ def test_not_a_checkpoint(tmp_path):
         load_mmdet(p, None)
 
 
+@pytest.mark.slow
 def test_cli_to_native_and_back(golden, tmp_path, capsys):
     from zooport.cli.main import main
     from zooport.converters.native import load_native

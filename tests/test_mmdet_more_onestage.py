@@ -251,7 +251,7 @@ def test_soft_nms_gaussian_by_hand():
     s * exp(-(1/3)^2 / 0.5); the third, disjoint, keeps its score and is selected before the decayed one."""
     import math
 
-    from zooport.model_defs.mmdet.soft_nms import soft_nms
+    from zooport.postprocess.soft_nms import soft_nms
 
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])

@@ -7,18 +7,11 @@ import torch
 from helpers import assert_close, asset, read_f32
 
 from test_mmdet_parity import MODELS
+from zooport.export.onnx import export_onnx  # no fallback: a broken exporter must fail these tests
 
 
 def _export(model, path, size):
-    try:
-        from zooport.export.onnx import export_onnx
-    except ImportError:  # the exporter module not built yet: plain legacy tracing
-        export_onnx = None
-    if export_onnx is not None:
-        return export_onnx(model, path, imgsz=size, opset=17)
-    torch.onnx.export(model, torch.zeros(1, 3, size, size), str(path), dynamo=False, opset_version=17,
-                      input_names=["images"], output_names=["output"])
-    return path
+    return export_onnx(model, path, imgsz=size, opset=17)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -48,10 +41,6 @@ def test_onnx_dynamic_shapes(tmp_path):
 
     from zooport.converters.mmdet import load_mmdet
 
-    try:
-        from zooport.export.onnx import export_onnx
-    except ImportError:
-        pytest.skip("zooport.export.onnx not available")
     folder = asset("golden/mmdet/atss_r18s_fpn")
     model = load_mmdet(folder / "atss_r18s_fpn.pth", folder / "config.json")
     path = export_onnx(model, tmp_path / "atss_dyn.onnx", imgsz=128, dynamic=True, opset=17)
@@ -62,3 +51,4 @@ def test_onnx_dynamic_shapes(tmp_path):
         ref = model(x)
     (out,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     assert_close(out, ref, what="atss dynamic onnx (2, 3, 128, 256)")
+pytestmark = pytest.mark.slow  # exports and onnxruntime runs of whole models

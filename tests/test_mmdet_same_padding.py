@@ -65,6 +65,7 @@ def test_same_padding_in_fpn_and_head_matches_tf_rule():
             assert (diff == 0.0) if lvl < 3 else (diff > 1e-4), (g, lvl, diff)
 
 
+@pytest.mark.slow
 def test_fused_and_onnx_keep_same_padding(tmp_path):
     import onnxruntime as ort
 

@@ -65,6 +65,7 @@ def cfg320(tmp_path_factory, bridge):
     return p
 
 
+@pytest.mark.slow
 def test_native_mmdet_yolov3_matches(bridge):
     from zooport.model_defs.mmdet import MMDetModel
 
@@ -85,6 +86,7 @@ def test_native_mmdet_yolov3_matches(bridge):
     assert not missing, f"{len(missing)} unmatched, first {missing[0]}"
 
 
+@pytest.mark.slow
 def test_darknet_bridge_round_trip(bridge, cfg320, tmp_path):
     import zooport
     from zooport.cli.main import main

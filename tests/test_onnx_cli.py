@@ -20,6 +20,7 @@ def darknet_pair(tmp_path_factory):
     return str(bundled_cfg()), str(d / "t.weights"), d
 
 
+@pytest.mark.slow
 def test_export_default_with_check(darknet_pair, capsys):
     cfg, w, d = darknet_pair
     out = d / "a.onnx"
@@ -35,6 +36,7 @@ def test_export_default_with_check(darknet_pair, capsys):
     assert [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 128, 192]
 
 
+@pytest.mark.slow
 def test_export_dynamic_nms_half_check(darknet_pair, capsys):
     cfg, w, d = darknet_pair
     for extra in (["--dynamic", "--raw"], ["--nms", "--max-det", "20", "--batch", "2"], ["--half"]):

@@ -1,4 +1,6 @@
 """ONNX acceptance 1-4 on the real yolov3-tiny (see tests/onnx_real_common.py for the test bodies)."""
+import pytest
+
 from onnx_real_common import (  # noqa: F401  (pytest collects the imported tests here)
     make_fixture,
     test_default_and_raw,
@@ -10,3 +12,4 @@ from onnx_real_common import (  # noqa: F401  (pytest collects the imported test
 )
 
 real = make_fixture("yolov3-tiny")
+pytestmark = pytest.mark.slow  # exports and onnxruntime runs of whole models

@@ -1,4 +1,6 @@
 """ONNX acceptance 1 on the small slim Darknet models (test bodies in tests/onnx_slim_common.py)."""
+import pytest
+
 from onnx_slim_common import (  # noqa: F401  (pytest collects the imported tests here)
     make_fixture,
     test_default_at_golden_size,
@@ -7,3 +9,4 @@ from onnx_slim_common import (  # noqa: F401  (pytest collects the imported test
 )
 
 case = make_fixture("small")
+pytestmark = pytest.mark.slow  # exports and onnxruntime runs of whole models

@@ -165,6 +165,7 @@ def test_pad_same_values_and_tensor_sizes():
 # --------------------------------------------------------------- exhaustive property test
 
 
+@pytest.mark.slow
 def test_conv_all_sizes_kernels_strides_dilations():
     """Every in 1..65 (H; W another size of 1..65), k 1..7, s 1..4, d 1..3 against ORT SAME_UPPER."""
     rng = np.random.default_rng(0)

@@ -1,11 +1,13 @@
 """``zooport convert yolov5``: native .pt / .safetensors / YOLOv5-style state dict, atomic, exit 2 on errors."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from test_yolov5_fakes import build_release, reference_raw, save_foreign
+from yolov5_fakes import build_release, reference_raw, save_foreign
 
 
+@pytest.mark.slow
 def test_convert_yolov5_all_formats(tmp_path, capsys):
     from zooport.cli.main import main
     from zooport.converters.native import load_native

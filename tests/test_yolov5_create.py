@@ -15,6 +15,7 @@ def yolov5n():
     return zooport.load_yolov5(asset("zoo/yolov5/yolov5n.pt"))
 
 
+@pytest.mark.slow
 def test_create_yolov5s_parameter_count():
     import zooport
 
@@ -55,6 +56,7 @@ def test_create_variants_and_architecture_matches_release(yolov5n):
     assert {k: v.shape for k, v in n.state_dict().items()} == {k: v.shape for k, v in yolov5n.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_onnx_trace_dynamic_hw(tmp_path):
     """The decode traces with dynamic H/W: one export, two input sizes, same as eager."""
     import onnxruntime as ort
@@ -111,6 +113,7 @@ head:
 """
 
 
+@pytest.mark.slow
 def test_every_block_builds_from_yaml_with_activation(tmp_path):
     from torch import nn
 

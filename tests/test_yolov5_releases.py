@@ -1,15 +1,16 @@
 """Older YOLOv5 releases: generated checkpoints with each release's pickle structure
 (class paths, Focus/BottleneckCSP/SPP/LeakyReLU of v1-v3, Hardswish of v3.1, C3 + SiLU of v4,
 P6 of v5, 6x6 stem + SPPF of v6/v7, fp16 storages, v1.0's separate head convs and 'md'),
-loaded by zooport and compared with the reference re-computation of test_yolov5_fakes."""
+loaded by zooport and compared with the reference re-computation of yolov5_fakes."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from test_yolov5_fakes import RELEASES, build_release, reference_raw, save_foreign
+from yolov5_fakes import RELEASES, build_release, globals_of, reference_raw, save_foreign
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", sorted(RELEASES))
 def test_release_checkpoint_matches_reference(release, tmp_path):
     from zooport.converters.yolov5 import load_yolov5
@@ -64,7 +65,7 @@ def test_release_checkpoint_matches_reference(release, tmp_path):
 @pytest.mark.parametrize("release", ["v1.0", "v3.1"])
 def test_legacy_non_zip_checkpoint(release, tmp_path):
     """Releases saved with torch < 1.6 use the legacy (non-zip) torch.save format."""
-    from test_yolov5_fakes import FOREIGN_PICKLE
+    from yolov5_fakes import FOREIGN_PICKLE
 
     from zooport.converters.yolov5 import load_yolov5
 
@@ -79,6 +80,7 @@ def test_legacy_non_zip_checkpoint(release, tmp_path):
         assert all((o - r).abs().max().item() <= 1e-4 for o, r in zip(model.raw(x), ref))
 
 
+@pytest.mark.slow
 def test_training_checkpoint_prefers_ema(tmp_path):
     from zooport.converters.yolov5 import load_yolov5
 
@@ -97,6 +99,7 @@ def test_training_checkpoint_prefers_ema(tmp_path):
     assert all(torch.allclose(o, r, atol=1e-4) for o, r in zip(ours, ref_ema))
 
 
+@pytest.mark.slow
 def test_per_module_attribute_override(tmp_path):
     """One block with another BN eps and activation than the rest: read from the pickle per module."""
     from torch import nn
@@ -135,7 +138,7 @@ def test_checkpoint_saved_fused(tmp_path):
     ckpt, _ = build_release("v6.0", seed=9)
     ref_x = torch.rand(1, 3, 64, 64)
     ref = reference_raw(ckpt, ref_x)
-    from test_yolov5_fakes import Conv
+    from yolov5_fakes import Conv
 
     for m in ckpt["model"].modules():
         if isinstance(m, Conv):
@@ -156,3 +159,24 @@ def test_checkpoint_saved_fused(tmp_path):
     # the folded weights were rounded to fp16 once more: compare at fp16 precision
     errs = [(o - r).abs().max().item() for o, r in zip(out, ref)]
     assert max(errs) <= 5e-3, errs
+
+
+def test_fake_checkpoints_have_yolov5_pickle_structure(tmp_path):
+    expect = {
+        "v1.0": {"models.common.Focus", "models.common.BottleneckCSP", "models.common.SPP",
+                 "torch.nn.modules.activation.LeakyReLU", "torch.nn.modules.conv.Conv2d", "models.yolo.Model",
+                 "torch.HalfStorage"},
+        "v3.1": {"models.common.Focus", "torch.nn.modules.activation.Hardswish"},
+        "v4.0": {"models.common.C3", "torch.nn.modules.activation.SiLU", "models.common.SPP"},
+        "v7.0": {"models.common.SPPF", "models.yolo.DetectionModel", "models.yolo.Detect"},
+    }
+    import sys
+
+    for rel, want in expect.items():
+        ckpt, _ = build_release(rel)
+        p = tmp_path / f"{rel}.pt"
+        save_foreign(ckpt, p)
+        got = globals_of(p)
+        assert want <= got, (rel, want - got)
+        assert "torch.HalfStorage" in got  # weights stored as fp16
+    assert "models" not in sys.modules

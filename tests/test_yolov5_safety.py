@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from test_yolov5_fakes import build_release, save_foreign
+from yolov5_fakes import build_release, save_foreign
 from zooport.errors import CheckpointError, UnsafeCheckpointError, ZooportError
 
 
@@ -103,7 +103,7 @@ def test_gadget_hidden_in_real_structure_and_stack_global(tmp_path, sentinel):
         _load(p)
     # the same payload in a legacy (pre-1.6, non-zip) file
     pl = tmp_path / "hidden_legacy.pt"
-    torch.save(ckpt, pl, pickle_module=__import__("test_yolov5_fakes").FOREIGN_PICKLE, pickle_protocol=2,
+    torch.save(ckpt, pl, pickle_module=__import__("yolov5_fakes").FOREIGN_PICKLE, pickle_protocol=2,
                _use_new_zipfile_serialization=False)
     with pytest.raises(UnsafeCheckpointError, match="posix.system|os.system"):
         _load(pl)
@@ -325,12 +325,17 @@ def test_standins_are_inert(tmp_path):
     assert not any(m.split(".")[0] in ("models", "utils") for m in set(sys.modules) - before)
 
 
+@pytest.mark.slow
 def test_sys_modules_never_gains_models_or_utils(tmp_path):
     """In a fresh interpreter with booby-trapped `models`/`utils` packages first on sys.path."""
-    from helpers import asset
+    from helpers import asset, assets_root
 
-    real = asset("zoo/yolov5/yolov5n.pt")
     fake = _valid(tmp_path)
+    ckpt7, _ = build_release("v7.0")  # models.yolo.DetectionModel, as the real v7.0 release pickles it
+    save_foreign(ckpt7, tmp_path / "v7.pt")
+    paths = [str(fake), str(tmp_path / "v7.pt")]
+    if assets_root() is not None:  # the real release too, when the assets are there
+        paths.append(str(asset("zoo/yolov5/yolov5n.pt")))
     trap = tmp_path / "trap"
     for pkg in ("models", "utils"):
         (trap / pkg).mkdir(parents=True)
@@ -342,7 +347,7 @@ def test_sys_modules_never_gains_models_or_utils(tmp_path):
                          str(a[0]).split(".")[0] in ("models", "utils") else None)
         sys.path.insert(0, {str(trap)!r})
         import zooport
-        for p in ({str(real)!r}, {str(fake)!r}):
+        for p in {paths!r}:
             m = zooport.load_yolov5(p)
             assert type(m).__module__ == "zooport.model_defs.yolov5"
         bad = [k for k in sys.modules if k.split(".")[0] in ("models", "utils")]
@@ -354,6 +359,7 @@ def test_sys_modules_never_gains_models_or_utils(tmp_path):
     assert not (tmp_path / "IMPORTED_models").exists() and not (tmp_path / "IMPORTED_utils").exists()
 
 
+@pytest.mark.slow
 def test_cli_rejects_without_traceback_or_output(tmp_path, sentinel):
     p = tmp_path / "evil.pt"
     _save_ref({"model": _gadgets(sentinel)["os.system"]}, p)

@@ -88,7 +88,7 @@ def test_seg_raw_and_protos_match_yolov5(seg):
 
 
 def test_seg_decoded_nms_and_masks_match_yolov5(seg):
-    from zooport.postprocess_seg import non_max_suppression_seg, process_mask
+    from zooport.postprocess.yolov5_seg import non_max_suppression_seg, process_mask
 
     with torch.no_grad():
         pred, proto = seg(_bus320())
@@ -118,7 +118,7 @@ def test_seg_decoded_nms_and_masks_match_yolov5(seg):
 
 def test_seg_nms_scales_mask_coefficients_by_objectness():
     """Independent of the goldens: one candidate, objectness 0.5 -> coefficients halved, class score 0.5*0.8."""
-    from zooport.postprocess_seg import non_max_suppression_seg
+    from zooport.postprocess.yolov5_seg import non_max_suppression_seg
 
     p = torch.zeros(1, 2, 5 + 2 + 3)
     p[0, 0, :7] = torch.tensor([50.0, 50.0, 20.0, 10.0, 0.5, 0.8, 0.1])

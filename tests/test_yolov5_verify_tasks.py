@@ -53,7 +53,7 @@ def test_segm_scoring_perfect_and_degraded(tmp_path):
 def test_masks_to_original_geometry():
     """A 40x40 letterboxed input holding a 40x20 image (pad 10 left/right, ratio 0.5) -> 80x40 original;
     a block of rows 10..19, columns 14..23 (input) maps to rows 20..39, columns 8..27 (original)."""
-    from zooport.postprocess_seg import masks_to_original
+    from zooport.postprocess.yolov5_seg import masks_to_original
 
     m = torch.zeros(2, 40, 40)
     m[0, 10:20, 14:24] = 1

@@ -134,6 +134,7 @@ def test_darknet_sizes_follow_darknets_accounting():
             assert e["cfg"] == "yolov3-spp.cfg"  # the one size nobody published
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
 def test_num_classes_and_strides_equal_the_built_model(entry):
     names = (PACKAGE_DIR / RAW["names_files"][entry["names"]]).read_text().split("\n")

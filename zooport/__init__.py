@@ -51,8 +51,8 @@ _API = {
     "predict": "zooport.predict.api:predict",
     "draw": "zooport.predict.draw:draw",
     "Detections": "zooport.predict.detections:Detections",
-    "non_max_suppression_seg": "zooport.postprocess_seg:non_max_suppression_seg",
-    "predict_segments": "zooport.postprocess_seg:predict_segments",
+    "non_max_suppression_seg": "zooport.postprocess.yolov5_seg:non_max_suppression_seg",
+    "predict_segments": "zooport.postprocess.yolov5_seg:predict_segments",
     "verify_segmentation": "zooport.eval.segm:verify_segmentation",
     "verify_classifier": "zooport.eval.classify:verify_classifier",
 }

@@ -9,11 +9,12 @@ import sys
 
 EPILOG = """examples:
   zooport verify yolov5n.pt --coco coco/val2017 --json yolov5n_coco.json
-  zooport verify yolov3-tiny.cfg yolov3-tiny.weights --coco coco/val2017 --backend onnxruntime
+  zooport verify yolov3-tiny.cfg yolov3-tiny.weights --coco coco/val2017 --backend torch --device cuda
   zooport verify yolov5n.pt --voc VOCdevkit --year 2007 --split test --class-map coco-voc
   zooport verify yolov5n.pt --coco coco/val2017 --shard 0/4 --json part0.json   (one per shard)
   zooport verify --merge part0.json part1.json part2.json part3.json --json final.json
   torchrun --nproc_per_node 2 -m zooport verify yolov5n.pt --coco coco/val2017   (rank 0 scores)
+  zooport verify yolov5n.pt --coco coco/val2017 --quiet   (the metrics line only)
 
 exit status: 0 ok, 2 bad input, 1 a --expect check failed."""
 
@@ -44,12 +45,20 @@ def register(sub) -> None:
     r.add_argument("--imgsz", type=int, help="input size (letterbox: long side; resize: square net size)")
     r.add_argument("--batch", type=int, default=16, help="batch size (default 16; shapes rectangular batches)")
     r.add_argument("--workers", type=int, default=2, help="image loading threads (default 2)")
-    r.add_argument("--conf", type=float, help="score threshold (default 0.001 YOLOv5 NMS, 0.005 Darknet)")
-    r.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.65 YOLOv5 NMS, 0.7 Ultralytics YOLOv8/11, 0.45 Darknet)")
-    r.add_argument("--max-det", type=int, default=300, help="max detections per image, YOLOv5 NMS (300)")
+    r.add_argument("--conf", type=float, help="score threshold (default: YOLOv5 0.001, Ultralytics 0.001, "
+                   "Darknet 0.001, MMDetection its test_cfg score_thr)")
+    r.add_argument("--iou", type=float, help="NMS IoU threshold (default: YOLOv5 0.65, Ultralytics YOLOv8/11 0.7, "
+                   "Darknet 0.6, MMDetection its test_cfg)")
+    r.add_argument("--max-det", type=int, help="max detections per image (default: YOLOv5 300, Darknet none, "
+                   "MMDetection its test_cfg max_per_img)")
     r.add_argument("--preprocess", choices=["letterbox", "resize"], help="letterbox (YOLOv5) or resize (Darknet)")
-    r.add_argument("--postprocess", choices=["yolov5", "darknet"], help="NMS flavour (default by family)")
-    r.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference backend")
+    r.add_argument("--postprocess", choices=["yolov5", "darknet", "mmdet"], help="post-processing flavour "
+                   "(default by family: Darknet detector valid, MMDetection test_cfg, else YOLOv5 val.py)")
+    r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="inference backend (default auto: onnxruntime when installed and the model exports "
+                   "to it on the CPU, else torch)")
+    r.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu, cuda, cuda:1 (default: the CPU; "
+                   "the model is copied there)")
     from .model_args import add_random_weights
 
     add_random_weights(p)
@@ -62,19 +71,35 @@ def register(sub) -> None:
     o.add_argument("--shard", metavar="I/N", help="run only shard I of N and write a partial (needs --json)")
     o.add_argument("--merge", nargs="+", metavar="FILE", help="combine shard partials into one score")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--quiet", action="store_true", help="print only the metrics line (no table, "
+                   "no speed line, no progress bar)")
     p.set_defaults(func=_run)
 
 
-def _print_table(res: dict) -> None:
-    m = res["metrics"]
+def _print_table(res, quiet: bool = False) -> None:
+    """The metrics line; unless ``quiet``, a ``yolo val``-style table (Class, Images, Instances, P, R,
+    the AP columns; an "all" row first) and the speed line."""
+    m = res.metrics
     print("  ".join(f"{k} {v:.4f}" for k, v in m.items()))
-    rows = res.get("per_class") or []
-    if rows:
-        keys = [k for k in rows[0] if k not in ("class", "category_id", "npos", "ndet")]
-        print(f"{'class':<16}" + "".join(f"{k:>10}" for k in keys))
-        for r in rows:
-            print(f"{r['class'][:16]:<16}" + "".join(
-                f"{'-':>10}" if r[k] is None else f"{r[k]:>10.4f}" for k in keys))
+    rows = res.per_class or []
+    if quiet or not rows:
+        return
+    aps = [k for k in rows[0] if k not in ("class", "category_id", "npos", "ndet", "P", "R", "instances", "images")]
+    print(f"{'Class':<16}{'Images':>8}{'Instances':>11}{'P':>9}{'R':>9}" + "".join(f"{k:>10}" for k in aps))
+    total = sum(r.get("instances", 0) for r in rows)
+    mean_ap = {"AP": m.get("AP"), "AP50": m.get("AP50"), "AP_voc07": m.get("mAP_voc07"), "AP_voc10": m.get("mAP_voc10")}
+    print(f"{'all':<16}{res.images:>8}{total:>11}{m.get('P', 0):>9.3f}{m.get('R', 0):>9.3f}" + "".join(
+        f"{'-':>10}" if mean_ap.get(k) is None else f"{mean_ap[k]:>10.4f}" for k in aps))
+    for r in rows:
+        if not r.get("instances"):
+            continue  # as yolo val: only classes present in the dataset
+        print(f"{r['class'][:16]:<16}{r['images']:>8}{r['instances']:>11}{r['P']:>9.3f}{r['R']:>9.3f}" + "".join(
+            f"{'-':>10}" if r[k] is None else f"{r[k]:>10.4f}" for k in aps))
+    sp = res.speed or {}
+    if sp:
+        print(f"Speed: {sp.get('preprocess', 0):.1f}ms preprocess, {sp.get('inference', 0):.1f}ms inference, "
+              f"{sp.get('nms', 0):.1f}ms NMS per image ({res.settings.get('backend')}, "
+              f"batch {res.settings.get('batch')})")
 
 
 def expect_dataset_key(res: dict, metrics: dict, override: str | None = None) -> str | None:
@@ -127,7 +152,9 @@ def _run(args) -> int:
     from ..eval.shard import write_json
     from ..eval.verify import merge, verify
 
-    progress = not args.no_progress and sys.stderr.isatty()
+    import os
+
+    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     res = None
     if args.merge:
         if args.model or args.shard:
@@ -139,6 +166,10 @@ def _run(args) -> int:
         from .verify_tasks import verify_task  # YOLOv5 segmentation / classification models
 
         model, res = verify_task(args, progress)
+        if res is not None:  # a segmentation / classification score: a plain dict of its own
+            from .verify_tasks import report_task
+
+            return report_task(res, args)
     if res is None:
         if (args.coco is None) == (args.voc is None):
             raise UsageError("give exactly one of --coco DIR or --voc DIR")
@@ -152,16 +183,20 @@ def _run(args) -> int:
         res = verify(model, coco=args.coco, voc=args.voc, ann=args.ann, year=args.year, split=args.split,
                      imgsz=args.imgsz, batch=args.batch, workers=args.workers, conf=args.conf, iou=args.iou,
                      max_det=args.max_det, preprocess=args.preprocess, postprocess=args.postprocess,
-                     backend=args.backend, class_map=args.class_map, skip_bad=args.skip_bad,
-                     shard=args.shard, progress=progress, names=args.names)
-    if res.get("partial"):
-        if "shard" in res and args.json:
+                     backend=args.backend, device=args.device, class_map=args.class_map, skip_bad=args.skip_bad,
+                     shard=args.shard, progress=progress, names=args.names,
+                     # under torchrun every rank runs its shard and rank 0 scores
+                     distributed=not args.shard and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    if res.partial is not None:
+        if args.json:
             write_json(res, args.json)
-            print(f"shard {res['shard'][0]}/{res['shard'][1]}: {len(res['images'])} images -> {args.json}")
+            print(f"shard {res.partial['shard'][0]}/{res.partial['shard'][1]}: {res.images} images -> {args.json}")
         return 0
-    for s in res.get("skipped", []):
+    if not res.scored:  # a non-zero torchrun rank: rank 0 prints the score
+        return 0
+    for s in res.skipped:
         print(f"skipped: {s['error']}", file=sys.stderr)
-    _print_table(res)
+    _print_table(res, quiet=args.quiet)
     if args.json:
         write_json(res, args.json)
     if args.expect:
@@ -170,7 +205,8 @@ def _run(args) -> int:
             print(f"zooport: expect {args.expect}: {f}", file=sys.stderr)
         if fails:
             return 1
-        print(f"expect {args.expect}: within {args.tolerance}")
+        if not args.quiet:
+            print(f"expect {args.expect}: within {args.tolerance}")
     return 0
 
 

@@ -73,3 +73,26 @@ def verify_task(args, progress: bool):
     if args.folder:
         raise UsageError(f"--folder is for classification models; MODEL is a {family or 'detection'} model")
     return model, None
+
+
+def report_task(res: dict, args) -> int:
+    """Print a segmentation / classification score (metrics line, per-class table) and write ``--json``."""
+    import sys
+
+    from ..eval.shard import write_json
+
+    if not getattr(args, "quiet", False):
+        print("  ".join(f"{k} {v:.4f}" for k, v in res["metrics"].items()))
+        rows = res.get("per_class") or []
+        if rows:
+            keys = [k for k in rows[0] if k not in ("class", "category_id")]
+            print(f"{'class':<16}" + "".join(f"{k:>10}" for k in keys))
+            for r in rows:
+                print(f"{r['class'][:16]:<16}" + "".join(
+                    f"{'-':>10}" if r.get(k) is None else f"{r[k]:>10.4f}" for k in keys))
+    if args.json:
+        write_json(res, args.json)
+    if getattr(args, "expect", None):
+        print(f"zooport: --expect checks detection metrics; {args.expect!r} not checked for this model",
+              file=sys.stderr)
+    return 0

@@ -13,6 +13,7 @@ _API = {
     "voc_ap": "zooport.eval.voc:voc_ap",
     "score_voc": "zooport.eval.voc:score_voc",
     "verify": "zooport.eval.verify:verify",
+    "VerifyResult": "zooport.eval.result:VerifyResult",
     "merge": "zooport.eval.verify:merge",
     "load_coco": "zooport.eval.data:load_coco",
     "load_voc": "zooport.eval.data:load_voc",

@@ -27,7 +27,12 @@ SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100
 
 # How each reference pipeline writes its JSON (decimals of bbox, score): YOLOv5 rounds
 # to 3 / 5 decimals, Darknet prints with %f (6 / 6).
-ROUNDING = {"yolov5": (3, 5), "darknet": (6, 6)}
+# MMDetection's CocoMetric writes full floats (None: no rounding).
+ROUNDING = {"yolov5": (3, 5), "darknet": (6, 6), "mmdet": (None, None)}
+
+
+def _round(v: float, decimals):
+    return float(v) if decimals is None else round(float(v), decimals)
 
 
 def category_ids(model_names: list, dataset, class_map=None) -> list:
@@ -59,9 +64,8 @@ def results_json(detections: dict, cat_ids: list, rounding=(3, 5)) -> list:
             if cid is None:
                 continue
             out.append({"image_id": int(img_id), "category_id": int(cid),
-                        "bbox": [round(float(x1), bd), round(float(y1), bd), round(float(x2 - x1), bd),
-                                 round(float(y2 - y1), bd)],
-                        "score": round(float(s), sd)})
+                        "bbox": [_round(x1, bd), _round(y1, bd), _round(x2 - x1, bd), _round(y2 - y1, bd)],
+                        "score": _round(s, sd)})
     return out
 
 

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from ..postprocess.core import clip_boxes
+
 PAD_VALUE = 114
 
 
@@ -108,14 +110,6 @@ def preprocess_letterbox(img_bgr: np.ndarray, shape_hw, imgsz: int, pad_value: i
     im, _r, pad = letterbox(im, tuple(int(v) for v in shape_hw), pad_value)
     x = np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
     return x, ((h / h0, w / w0), pad)
-
-
-def clip_boxes(b: np.ndarray, orig_hw) -> np.ndarray:
-    """YOLOv5 ``clip_boxes``: x to [0, w], y to [0, h] (in place; returns ``b``)."""
-    h0, w0 = orig_hw
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w0)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h0)
-    return b
 
 
 def unletterbox_boxes(boxes: np.ndarray, ratio_pad, orig_hw, clip: bool = True) -> np.ndarray:

@@ -5,9 +5,16 @@ The batch plan is global and deterministic (YOLOv5's rectangular batches for
 batches ``b`` with ``b % N == I`` and the union of the shards' detections is
 exactly what one unsharded run produces.
 
-Backends: ``torch`` runs the Detector (a Conv+BN-fused copy when the family
-implements ``fuse``); ``onnxruntime`` exports the model once to a temporary
-ONNX file with dynamic batch/height/width (decoded output) and runs that.
+Backends: ``torch`` runs a copy of the Detector (Conv+BN-fused when the family
+implements ``fuse``) on ``device`` (default: the model's own); ``onnxruntime``
+exports a CPU copy once to ONNX with dynamic batch/height/width (decoded output)
+and runs that (see :class:`_OrtRunner` for the ``ZOOPORT_ONNX_CACHE`` cache).
+The user's model is never moved, fused or switched to eval mode.
+
+Post-processing: the flavour's function in :data:`POSTPROCESS` (from
+:mod:`zooport.postprocess`). ``mmdet`` models are post-processed by their own
+``predict`` (``test_cfg``) inside the torch backend; the flavour then only maps
+boxes back to the image.
 """
 from __future__ import annotations
 
@@ -21,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
+from ..postprocess import darknet_post, mmdet_post, yolov5_post
 from .data import BadImage, read_image
-from .post import darknet_post, yolov5_post
 from .preprocess import (PAD_VALUE, preprocess_letterbox, preprocess_resize, rect_batch_shapes,
                          unletterbox_boxes, unresize_boxes)
 
@@ -82,11 +89,13 @@ def _model_digest(model) -> str | None:
 
 
 class _OrtRunner:
-    """onnxruntime on a dynamic-shape export of the model.
+    """onnxruntime (CPU) on a dynamic-shape export of a CPU copy of the model.
 
-    The export is cached under ``<zooport cache>/onnx/<digest>.onnx`` keyed by
-    the model's architecture *and weights* (set ``ZOOPORT_ONNX_CACHE=0`` to
-    disable), so repeated verifications of one model skip the trace.
+    ``ZOOPORT_ONNX_CACHE``: the export is cached as ``<zooport cache>/onnx/<digest>.onnx``
+    (``ZOOPORT_CACHE`` or the platform cache folder), the digest covering zooport's version,
+    the exporter and model-definition code, the architecture, metadata and every weight, so
+    repeated verifications of one model skip the trace and a changed model never reuses a
+    stale file. ``ZOOPORT_ONNX_CACHE=0`` disables it (a temporary file per run).
     """
 
     def __init__(self, model, threads: int):
@@ -94,10 +103,11 @@ class _OrtRunner:
 
         from ..export.onnx import export_onnx
 
+        model = _on_cpu(model)
         path = None
         digest = _model_digest(model) if os.environ.get("ZOOPORT_ONNX_CACHE", "1") != "0" else None
         if digest:
-            from ..zoo.cache import cache_dir
+            from .._cache import cache_dir  # not zooport.zoo: eval needs only the path
 
             d = cache_dir() / "onnx"
             try:
@@ -124,30 +134,55 @@ class _OrtRunner:
         return self.sess.run(None, {self.inp: x})[0]
 
 
+def model_device(model):
+    """The device of the model's first parameter or buffer (CPU when it has none)."""
+    import torch
+
+    for t in list(model.parameters())[:1] + list(model.buffers())[:1]:
+        return t.device
+    return torch.device("cpu")
+
+
+def _on_cpu(model):
+    """``model`` itself when it is on the CPU, else a CPU copy (the user's model is not moved)."""
+    return model if model_device(model).type == "cpu" else copy.deepcopy(model).to("cpu")
+
+
 class _TorchRunner:
-    def __init__(self, model, fuse: bool = True):
+    """A private copy of the model on ``device``, fused when the family can, in eval mode.
+
+    ``predict_cfg``: call ``model.predict(x, predict_cfg)`` (MMDetection's own post-processing)
+    and return its per-image (n, 6) numpy arrays instead of the decoded (B, N, 5 + nc) output.
+    """
+
+    def __init__(self, model, device=None, fuse: bool = True, predict_cfg=None):
         import torch
 
-        m = model
+        self.device = torch.device(device) if device is not None else model_device(model)
+        m = copy.deepcopy(model).to(self.device)
         if fuse:
             try:
-                m = copy.deepcopy(model).fuse()
+                m = m.fuse()
             except NotImplementedError:
-                m = model
+                pass
         self.model = m.eval()
+        self.predict_cfg = predict_cfg
         self.torch = torch
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray):
         with self.torch.inference_mode():
-            return self.model(self.torch.from_numpy(x)).float().numpy()
+            t = self.torch.from_numpy(x).to(self.device)
+            if self.predict_cfg is not None:
+                return [d.float().cpu().numpy() for d in self.model.predict(t, self.predict_cfg)]
+            return self.model(t).float().cpu().numpy()
 
 
-def make_backend(model, backend: str, threads: int | None = None):
+def make_backend(model, backend: str, threads: int | None = None, device=None, predict_cfg=None):
     import torch
 
     threads = threads or torch.get_num_threads()
     if backend == "torch":
-        return _TorchRunner(model)
+        return _TorchRunner(model, device=device, predict_cfg=predict_cfg)
     if backend == "onnxruntime":
         return _OrtRunner(model, threads)
     raise UsageError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
@@ -172,6 +207,7 @@ def _normalise(x: np.ndarray, pre: dict) -> np.ndarray:
 
 
 def _load_one(rec, mode, shape, imgsz, pre):
+    t0 = time.perf_counter()
     im = read_image(rec.path)
     h0, w0 = im.shape[:2]
     if mode == "letterbox":
@@ -181,32 +217,44 @@ def _load_one(rec, mode, shape, imgsz, pre):
     else:
         x = preprocess_resize(im, shape)
         fn = lambda b: unresize_boxes(b, shape, (h0, w0))  # noqa: E731
-    return _normalise(x, pre), fn, (h0, w0)
+    return _normalise(x, pre), fn, (h0, w0), time.perf_counter() - t0
 
 
-def _post_batch(post, out, to_image, hws, conf, iou, max_det) -> list:
-    if post == "yolov5":
-        return yolov5_post(out, to_image, hws, conf, iou, max_det)
+def _darknet_batch(out, to_image, hws, conf, iou, max_det=None) -> list:
     return [darknet_post(o, fn, hw, conf, iou) for o, fn, hw in zip(out, to_image, hws)]
 
 
-def _collect(item, dets: dict) -> None:
+# flavour -> fn(batch output, per-image to_image, per-image (h, w), conf, iou, max_det) -> [(n, 6)]
+POSTPROCESS = {"yolov5": yolov5_post, "darknet": _darknet_batch, "mmdet": mmdet_post}
+
+
+def _post_batch(post, out, to_image, hws, conf, iou, max_det):
+    t0 = time.perf_counter()
+    res = POSTPROCESS[post](out, to_image, hws, conf, iou, max_det)
+    return res, time.perf_counter() - t0
+
+
+def _collect(item, dets: dict) -> float:
     recs, fut = item
-    for rec, d in zip(recs, fut.result()):
+    res, dt = fut.result()
+    for rec, d in zip(recs, res):
         dets[rec.key] = d
+    return dt
 
 
 def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, backend="torch", conf=0.001,
-                  iou=0.65, max_det=300, workers=2, skip_bad=False, progress=True, runner=None) -> dict:
-    """Run ``plan`` over ``images``; returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...}}."""
+                  iou=0.65, max_det=300, workers=2, skip_bad=False, progress=True, runner=None, device=None,
+                  predict_cfg=None) -> dict:
+    """Run ``plan`` over ``images``; returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...},
+    "speed": {preprocess, inference, nms: ms per image}}. ``predict_cfg``: see :class:`_TorchRunner`."""
     from tqdm import tqdm
 
     pre = dict(getattr(model, "preprocess", {}) or {})
     t0 = time.perf_counter()
-    runner = runner or make_backend(model, backend)
+    runner = runner or make_backend(model, backend, device=device, predict_cfg=predict_cfg)
     t_load = time.perf_counter() - t0
     dets, skipped = {}, []
-    t_infer = 0.0
+    t_infer = t_pre = t_nms = 0.0
     total = sum(len(b[0]) for b in plan.batches)
     bar = tqdm(total=total, desc=f"verify ({backend})", unit="img", disable=not progress, leave=False)
     pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
@@ -225,7 +273,7 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
             xs, rps, hws, recs = [], [], [], []
             for rec, fut in cur:
                 try:
-                    x, rp, hw = fut.result()
+                    x, rp, hw, dt = fut.result()
                 except BadImage as e:
                     if not skip_bad:
                         raise
@@ -233,6 +281,7 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
                     bar.update(1)
                     continue
                 xs.append(x), rps.append(rp), hws.append(hw), recs.append(rec)
+                t_pre += dt
             if not xs:
                 continue
             t1 = time.perf_counter()
@@ -241,11 +290,11 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
             # NMS of this batch runs in its own thread while the next batch infers
             posts.append((recs, post_pool.submit(_post_batch, post, out, rps, hws, conf, iou, max_det)))
             while len(posts) > 2:  # bound the raw outputs held in memory
-                _collect(posts.pop(0), dets)
+                t_nms += _collect(posts.pop(0), dets)
             bar.update(len(recs))
         t2 = time.perf_counter()
         for item in posts:
-            _collect(item, dets)
+            t_nms += _collect(item, dets)
         t_post = time.perf_counter() - t2
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -253,4 +302,6 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
         bar.close()
     return {"detections": dets, "skipped": skipped,
             "timing": {"backend_setup_s": t_load, "inference_s": t_infer, "postprocess_wait_s": t_post,
-                       "total_s": time.perf_counter() - t0}}
+                       "total_s": time.perf_counter() - t0},
+            "speed": {k: 1000 * v / max(1, len(dets)) for k, v in
+                      (("preprocess", t_pre), ("inference", t_infer), ("nms", t_nms))}}

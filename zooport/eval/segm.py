@@ -3,10 +3,10 @@
 Reproduces ``segment/val.py --save-json`` (v7.0): YOLOv5's letterbox
 preprocessing with rectangular batches (:mod:`.preprocess`, :func:`.runner.plan_batches`),
 ``non_max_suppression(conf 0.001, iou 0.6, multi_label=True, max_det 300, nm)``
-(:func:`zooport.postprocess_seg.non_max_suppression_seg`), masks by
+(:func:`zooport.postprocess.yolov5_seg.non_max_suppression_seg`), masks by
 ``process_mask_upsample`` (upsample to the batch shape, crop to the box, > 0.5),
 cut out of the letterbox and resized to the original image
-(:func:`zooport.postprocess_seg.masks_to_original`), RLE-encoded with
+(:func:`zooport.postprocess.yolov5_seg.masks_to_original`), RLE-encoded with
 ``pycocotools.mask.encode``; boxes mapped back with ``scale_boxes`` and written
 as YOLOv5 writes them (bbox 3 decimals, score 5). Both result sets are scored
 by ``COCOeval`` (``bbox`` and ``segm``).
@@ -36,7 +36,7 @@ def _rle(mask: np.ndarray) -> dict:
 
 def segment_image_results(pred, proto, shape_hw, ratio_pad, orig_hw, image_id, cat_ids: list) -> list:
     """COCO results (bbox + RLE segmentation) of one image's NMS output ``pred`` (n, 6 + nm) and ``proto``."""
-    from ..postprocess_seg import masks_to_original, process_mask
+    from ..postprocess.yolov5_seg import masks_to_original, process_mask
 
     if not len(pred):
         return []
@@ -69,7 +69,7 @@ def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int |
     import torch
     from tqdm import tqdm
 
-    from ..postprocess_seg import non_max_suppression_seg
+    from ..postprocess.yolov5_seg import non_max_suppression_seg
 
     if not hasattr(model, "num_masks"):
         if isinstance(model, (str, list, tuple)) or hasattr(model, "__fspath__"):

@@ -1,4 +1,4 @@
-"""Scoring of collected detections, and shard partials: make, write, read, merge, torch.distributed.
+"""Shard partials: make, write, read, merge, and torch.distributed gathering (scoring: :mod:`.score`).
 
 A partial (``--shard I/N``) is a JSON object::
 
@@ -12,82 +12,15 @@ so merging N partials scores exactly like one unsharded run.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError, UsageError
+from .score import score
 
 FORMAT_KEY = "zooport_verify_partial"
-
-
-def check_mapping(ds, names, class_map) -> None:
-    """Fail early (before inference) when the model's classes cannot be scored on ``ds``."""
-    if ds.kind == "coco":
-        from .coco import category_ids
-
-        category_ids(names, ds, class_map)
-    else:
-        _voc_targets(ds, names, class_map)
-
-
-def _voc_targets(ds, names, class_map) -> list:
-    from .classmap import resolve_class_map
-
-    if class_map is None:
-        if not set(names) & set(ds.names):
-            raise DatasetError(f"{ds.root}: none of the model's class names is a VOC class of this split; "
-                               "pass --class-map (e.g. coco-voc)")
-        return list(names)
-    return resolve_class_map(class_map, names, ds.names)
-
-
-def _round_dets(d: np.ndarray, post: str) -> np.ndarray:
-    """The detections as the reference pipeline writes them (COCO JSON rounding), back as xyxy."""
-    from .coco import ROUNDING
-
-    bd, sd = ROUNDING[post]
-    d = np.asarray(d, np.float64).reshape(-1, 6).copy()
-    x1, y1 = np.round(d[:, 0], bd), np.round(d[:, 1], bd)
-    w, h = np.round(d[:, 2] - d[:, 0], bd), np.round(d[:, 3] - d[:, 1], bd)
-    d[:, 0], d[:, 1], d[:, 2], d[:, 3] = x1, y1, x1 + w, y1 + h
-    d[:, 4] = np.round(d[:, 4], sd)
-    return d
-
-
-def score(ds, detections: dict, model_info: dict, settings: dict, skipped: list) -> dict:
-    """Score ``detections`` (image key -> (n, 6)) on ``ds``; returns the verify result dict."""
-    names = model_info["names"]
-    skipped_keys = {s["image"] for s in skipped}
-    keys = [r.key for r in ds.images if r.key not in skipped_keys]
-    if ds.kind == "coco":
-        from .coco import ROUNDING, category_ids, results_json, score_coco
-
-        cat_ids = category_ids(names, ds, settings.get("class_map"))
-        results = results_json({k: detections.get(k, np.zeros((0, 6))) for k in keys}, cat_ids,
-                               ROUNDING[settings["postprocess"]])
-        sc = score_coco(ds.ann_file, results, keys)
-        ndet = len(results)
-    else:
-        from .voc import score_voc, to_voc_box
-
-        targets = _voc_targets(ds, names, settings.get("class_map"))
-        vdets, ndet = {}, 0
-        for k in keys:
-            lst = []
-            for x1, y1, x2, y2, s, c in _round_dets(detections.get(k, np.zeros((0, 6))), settings["postprocess"]):
-                t = targets[int(c)]
-                if t is not None:
-                    lst.append((t, float(s), to_voc_box(x1, y1, x2, y2)))
-            vdets[k] = lst
-            ndet += len(lst)
-        sc = score_voc({k: ds.objects[k] for k in keys}, vdets, ds.names)
-        sc = {"metrics": {"mAP_voc07": sc["mAP_voc07"], "mAP_voc10": sc["mAP_voc10"]}, "per_class": sc["per_class"]}
-    info = {k: v for k, v in model_info.items() if k != "names"}
-    info["num_classes"] = len(names)
-    return {"metrics": sc["metrics"], "per_class": sc["per_class"], "settings": settings, "model": info,
-            "dataset": ds.describe(), "images": len(keys), "detections": ndet, "skipped": list(skipped)}
+RUN_ONLY = ("backend", "device")
 
 
 # ----------------------------------------------------------------------------- partials
@@ -98,12 +31,15 @@ def make_partial(shard, settings, model_info, ds, plan, run) -> dict:
     dets = [[k, np.asarray(run["detections"][k], np.float64).tolist()] for k in keys if k in run["detections"]]
     return {FORMAT_KEY: 1, "partial": True, "shard": list(shard), "settings": settings, "model": model_info,
             "dataset": ds.describe(), "images": keys, "detections": dets, "skipped": run["skipped"],
-            "timing": run["timing"]}
+            "timing": run["timing"], "speed": run.get("speed", {})}
 
 
 def write_json(obj, path) -> None:
+    """``obj`` as JSON, atomically; a VerifyResult as its shard ``partial`` if it has one, else ``to_dict()``."""
     from .._io import atomic_write
 
+    if hasattr(obj, "to_dict"):
+        obj = obj.partial if obj.partial is not None else obj.to_dict()
     with atomic_write(path, "w") as f:
         json.dump(obj, f)
 
@@ -145,8 +81,9 @@ def merge_partials(parts: list, dataset=None) -> dict:
             raise UsageError(f"{where(p)}: shard {i}/{n} given twice (also {where(seen[i])})")
         seen[i] = p
         for key in ("settings", "model", "dataset"):
-            a = {k: v for k, v in p[key].items() if k != "backend"} if key == "settings" else p[key]
-            b = {k: v for k, v in ref[key].items() if k != "backend"} if key == "settings" else ref[key]
+            # where a shard ran (backend, device) may differ; what it computed may not
+            a = {k: v for k, v in p[key].items() if k not in RUN_ONLY} if key == "settings" else p[key]
+            b = {k: v for k, v in ref[key].items() if k not in RUN_ONLY} if key == "settings" else ref[key]
             if a != b:
                 raise UsageError(f"{where(p)}: its {key} differ from {where(ref)}'s: partials of different runs")
     missing = sorted(set(range(n)) - set(seen))
@@ -163,9 +100,11 @@ def merge_partials(parts: list, dataset=None) -> dict:
     ran = {k for p in parts for k in p["images"]}
     if ran != known:
         raise UsageError(f"--merge: the partials cover {len(ran)} images, the dataset has {len(known)}")
-    res = score(ds, dets, ref["model"], ref["settings"], skipped)
-    res["merged_shards"] = n
-    return res
+    from .result import VerifyResult
+
+    speed = {k: float(np.mean([p.get("speed", {}).get(k, 0.0) for p in parts])) for k in ("preprocess", "inference", "nms")}
+    return VerifyResult.from_score(score(ds, dets, ref["model"], ref["settings"], skipped), merged_shards=n,
+                                   speed=speed)
 
 
 # ----------------------------------------------------------------------------- torch.distributed
@@ -194,7 +133,3 @@ def dist_gather(part: dict, ctx: dict) -> list:
         if ctx.get("owned"):
             dist.destroy_process_group()
     return out
-
-
-def env_world() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))

@@ -12,7 +12,7 @@ The model class is :class:`zooport.model_defs.yolov5_tasks.YOLOv5SegModel`:
 * ``model(x)`` in eval: ``(pred, proto)``: pred (B, N, 5 + nc + nm): xywh
   pixels, objectness, class probabilities (sigmoid) and the raw mask
   coefficients (no sigmoid), rows level by level, anchor, y, x.
-  Post-processing: :mod:`zooport.postprocess_seg`.
+  Post-processing: :mod:`zooport.postprocess.yolov5_seg`.
 """
 from __future__ import annotations
 

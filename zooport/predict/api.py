@@ -9,7 +9,7 @@ The pipeline is the verifier's (:mod:`zooport.eval`), picked from the model's me
   clipping back to the image.
 * ``resize`` Darknet models: Darknet's own bilinear stretch to the network size
   (:func:`zooport.eval.preprocess.preprocess_resize`) and Darknet's ``detector test`` post-processing
-  (:func:`zooport.darknet_postprocess.darknet_detections`: objectness threshold, per-class
+  (:func:`zooport.postprocess.darknet_detections`: objectness threshold, per-class
   ``do_nms_sort``), boxes scaled to the image and clipped as Darknet draws them.
 * MMDetection models: keep-ratio resize (scale ``(long, short)`` from the model's input size, OpenCV
   bilinear), the model's normalisation, padding to its ``pad_size_divisor``, then the model's own
@@ -169,7 +169,7 @@ class Predictor:
                 d[:, :4] = to_image(d[:, :4])
             return d.reshape(-1, 6)
         if self.post == "darknet":
-            from ..darknet_postprocess import darknet_detections
+            from ..postprocess import darknet_detections
 
             net_wh = (int(x_shape[3]), int(x_shape[2]))
             rows = darknet_detections(torch.as_tensor(out[0]), net_wh, thresh=self.conf, nms=self.iou,

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .._cache import cache_dir  # noqa: F401  (used here, and public as zoo.cache.cache_dir)
 from .._io import new_file_mode, sha256_file
 from ..errors import DownloadError, IntegrityError
 from .manifest import FileSpec
@@ -63,16 +64,6 @@ def _unreachable(url: str, e: BaseException) -> DownloadError:
         reason = type(e).__name__
     host = urlparse(url).netloc or url
     return DownloadError(f"cannot reach {host}: {reason}; set {ENV_MIRROR} or {ENV_OFFLINE}=1")
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$ZOOPORT_CACHE`` or the platform's user cache dir for zooport."""
-    v = os.environ.get(ENV_CACHE)
-    if v:
-        return Path(v).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("zooport", appauthor=False))
 
 
 def is_offline() -> bool:

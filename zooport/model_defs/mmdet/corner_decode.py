@@ -83,7 +83,7 @@ def decode_corners(m: dict, img_hw, k=100, kernel=3, distance_threshold=0.5, num
 
 def predict_corners(head, groups, img_hw, cfg):
     """One image (batch of 1 maps) -> (n, 6) x1, y1, x2, y2, score, label after soft-NMS."""
-    from .predict import batched_nms
+    from ...postprocess.mmdet import batched_nms
 
     boxes, scores, classes = decode_corners(head.decode_inputs(groups), img_hw, int(cfg.get("corner_topk", 100)),
                                             int(cfg.get("local_maximum_kernel", 3)),

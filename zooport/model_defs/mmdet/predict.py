@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ...errors import ConfigError
-from ...postprocess import nms
+from ...postprocess.mmdet import batched_nms  # mmcv batched_nms (NMS or soft-NMS): the one place
 from . import anchors as A
 from .coders import _clip, delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
 
@@ -117,30 +117,6 @@ def filter_scores_and_topk(scores, score_thr, topk):
         order = order[:topk]
     rows, labels = idx[order].unbind(1)
     return vals[order], labels, rows
-
-
-def batched_nms(boxes, scores, labels, nms_cfg, return_scores=False):
-    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), then greedy NMS (IoU > thr suppresses)
-    or ``soft_nms`` (scores decayed; with ``return_scores`` the decayed scores come back too)."""
-    cfg = dict(nms_cfg or {})
-    t = cfg.pop("type", "nms")
-    if t not in ("nms", "soft_nms"):
-        raise ConfigError(f"test_cfg.nms type {t!r} not supported (nms, soft_nms)")
-    if boxes.numel() == 0:
-        keep = torch.zeros(0, dtype=torch.int64)
-        return (keep, scores[:0]) if return_scores else keep
-    if cfg.pop("class_agnostic", False):
-        b = boxes
-    else:
-        b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
-    if t == "soft_nms":
-        from .soft_nms import soft_nms
-
-        keep, decayed = soft_nms(b, scores, float(cfg.get("iou_threshold", 0.3)), float(cfg.get("sigma", 0.5)),
-                                 float(cfg.get("min_score", 1e-3)), cfg.get("method", "linear"))
-        return (keep, decayed) if return_scores else keep
-    keep = nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
-    return (keep, scores[keep]) if return_scores else keep
 
 
 def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1):

@@ -1,6 +1,7 @@
-"""Darknet's own final detections (what ``darknet detector test`` prints), from a model's decoded output.
+"""Darknet's post-processing: ``detector test`` (:func:`darknet_detections`) and ``detector valid``
+(:func:`darknet_post`, the verifier's), both through the one :func:`do_nms_sort`.
 
-Pipeline, as in AlexeyAB/darknet ``get_network_boxes`` + ``do_nms_sort`` (hierarchy ignored):
+``darknet_detections`` pipeline, as in AlexeyAB/darknet ``get_network_boxes`` + ``do_nms_sort`` (hierarchy ignored):
 
 1. keep predictions with objectness > ``thresh`` (default 0.25);
 2. per class, prob = objectness * class score, set to 0 unless prob > ``thresh``;
@@ -13,26 +14,36 @@ Pipeline, as in AlexeyAB/darknet ``get_network_boxes`` + ``do_nms_sort`` (hierar
 
 Input: the model's ``forward`` output for ONE image, (N, 4 + 1 + nc) -- xywh in network-input pixels,
 objectness, class scores -- or a (1, N, 5 + nc) batch of one.
+
+``darknet_post`` (``detector valid``, see its docstring) differs in thresholds (0.001 / 0.6, hard-coded
+in Darknet's ``validate_detector``), box units (image pixels) and clipping.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from .core import greedy_keep, xywh2xyxy
 
-def box_iou_xywh(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Darknet's ``box_iou`` between (N, 4) and (M, 4) centre-xywh boxes -> (N, M)."""
-    def overlap(c1, s1, c2, s2):
-        left = torch.maximum(c1 - s1 / 2, c2 - s2 / 2)
-        right = torch.minimum(c1 + s1 / 2, c2 + s2 / 2)
-        return right - left
+# Darknet's ``validate_detector`` hard-codes these (its ``-thresh`` has no effect there).
+VALID_THRESH = 0.001
+VALID_NMS = 0.6
 
-    ax, ay, aw, ah = (a[:, i:i + 1] for i in range(4))
-    bx, by, bw, bh = (b[:, i] .unsqueeze(0) for i in range(4))
-    w = overlap(ax, aw, bx, bw)
-    h = overlap(ay, ah, by, bh)
-    inter = torch.where((w < 0) | (h < 0), torch.zeros_like(w), w * h)
-    union = aw * ah + bw * bh - inter
-    return inter / union
+
+def do_nms_sort(boxes: np.ndarray, prob: np.ndarray, nms: float) -> np.ndarray:
+    """Darknet's ``do_nms_sort`` on (N, 4) xyxy ``boxes`` and (N, C) class ``prob`` (numpy, in place).
+
+    Per class: boxes with prob > 0 in descending prob order (stable); a box's prob for that class is
+    zeroed when its IoU with a kept box of that class exceeds ``nms``. Returns ``prob``.
+    """
+    for k in np.nonzero((prob > 0).any(0))[0]:
+        idx = np.nonzero(prob[:, k] > 0)[0]
+        if len(idx) < 2:
+            continue
+        keep = idx[greedy_keep(boxes[idx], prob[idx, k], nms)]
+        lost = np.setdiff1d(idx, keep)
+        prob[lost, k] = 0
+    return prob
 
 
 def correct_letterbox(boxes: torch.Tensor, net_wh, image_wh) -> torch.Tensor:
@@ -63,7 +74,7 @@ def darknet_detections(pred: torch.Tensor, net_wh, *, thresh: float = 0.25, nms:
     """
     if pred.dim() == 3:
         if pred.shape[0] != 1:
-            from .errors import UsageError
+            from ..errors import UsageError
 
             raise UsageError(f"darknet_detections takes one image, got a batch of {pred.shape[0]}")
         pred = pred[0]
@@ -76,28 +87,16 @@ def darknet_detections(pred: torch.Tensor, net_wh, *, thresh: float = 0.25, nms:
     boxes = pred[:, :4] / torch.tensor([netw, neth, netw, neth], dtype=pred.dtype)
     if letter_box:
         if image_wh is None:
-            from .errors import UsageError
+            from ..errors import UsageError
 
             raise UsageError("letter_box=1 needs image_wh, the original image (width, height)")
         boxes = correct_letterbox(boxes, net_wh, image_wh)
     prob = obj[:, None] * pred[:, 5:]
     prob = torch.where(prob > thresh, prob, torch.zeros_like(prob))
     if nms > 0 and len(boxes):
-        iou = box_iou_xywh(boxes, boxes)
-        for k in range(prob.shape[1]):
-            p = prob[:, k]
-            cand = torch.nonzero(p > 0).flatten()
-            if len(cand) < 2:
-                continue
-            order = cand[torch.argsort(p[cand], descending=True, stable=True)]
-            sub = iou[order][:, order] > nms
-            alive = torch.ones(len(order), dtype=torch.bool)
-            for i in range(len(order)):
-                if alive[i]:
-                    sup = sub[i].clone()
-                    sup[: i + 1] = False
-                    alive &= ~sup
-            prob[order[~alive], k] = 0.0
+        p = prob.numpy().copy()
+        do_nms_sort(xywh2xyxy(boxes.numpy()), p, nms)
+        prob = torch.from_numpy(p)
     best = prob.max(1).values if prob.numel() else torch.zeros(0)
     rows = []
     for i in torch.argsort(best, descending=True, stable=True).tolist():
@@ -105,11 +104,6 @@ def darknet_detections(pred: torch.Tensor, net_wh, *, thresh: float = 0.25, nms:
             x, y, w, h = boxes[i].tolist()
             rows.append((k, float(prob[i, k]), x, y, w, h))
     return rows
-
-
-def format_detections(rows) -> str:
-    """The rows as Darknet's ``dets.txt`` text: ``class prob x y w h`` per line, 6 decimals."""
-    return "".join(f"{k} {p:.6f} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for k, p, x, y, w, h in rows)
 
 
 def read_detections(text: str) -> list[tuple[int, float, float, float, float, float]]:
@@ -120,3 +114,35 @@ def read_detections(text: str) -> list[tuple[int, float, float, float, float, fl
         if parts:
             rows.append((int(parts[0]), *map(float, parts[1:6])))
     return rows
+
+
+def darknet_post(pred: np.ndarray, to_image, orig_hw, thresh=VALID_THRESH, nms=VALID_NMS) -> np.ndarray:
+    """One image as Darknet's ``detector valid`` scores it.
+
+    ``pred``: (N, 5 + nc) decoded predictions (xywh in network pixels, objectness, class scores);
+    ``to_image`` maps (n, 4) network-pixel xyxy to original-image pixels; ``orig_hw`` = (h, w).
+    Boxes with objectness > ``thresh``; per class prob = objectness * class score, zeroed unless
+    > ``thresh``; boxes in image pixels (``correct_yolo_boxes`` with relative=0); :func:`do_nms_sort`;
+    every (box, class) with prob > 0 is a detection, its box clipped as ``print_cocos`` writes it
+    (xmin, ymin >= 0; xmax <= w, ymax <= h). No per-image cap. Returns (n, 6) float32
+    x1, y1, x2, y2, prob, class in descending prob order.
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    pred = pred[pred[:, 4] > thresh]
+    if not len(pred):
+        return np.zeros((0, 6), np.float32)
+    prob = pred[:, 5:] * pred[:, 4:5]
+    prob[prob <= thresh] = 0
+    boxes = to_image(xywh2xyxy(pred[:, :4]))
+    do_nms_sort(boxes, prob, nms)
+    i, k = np.nonzero(prob > 0)
+    if not len(i):
+        return np.zeros((0, 6), np.float32)
+    h0, w0 = orig_hw
+    b = boxes[i].copy()
+    b[:, 0] = np.maximum(b[:, 0], 0)
+    b[:, 1] = np.maximum(b[:, 1], 0)
+    b[:, 2] = np.minimum(b[:, 2], w0)
+    b[:, 3] = np.minimum(b[:, 3], h0)
+    d = np.concatenate([b, prob[i, k, None], k[:, None].astype(np.float32)], 1).astype(np.float32)
+    return d[np.argsort(-d[:, 4], kind="stable")]

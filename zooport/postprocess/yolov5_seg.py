@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .postprocess import MAX_WH, nms, xywh2xyxy
+from .core import MAX_WH, nms, xywh2xyxy
 
 
 def non_max_suppression_seg(prediction: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, *,
