@@ -134,7 +134,7 @@ def test_swapped_and_directory_hints(pair, capsys, no_load):
 
 
 def test_sniff_hints_name_the_right_verb(tmp_path, capsys, no_load):
-    from test_yolov5_fakes import build_release, save_foreign
+    from yolov5_fakes import build_release, save_foreign
 
     ckpt, _ = build_release("v7.0", seed=3)
     y5 = tmp_path / "y.pt"

@@ -129,7 +129,7 @@ def test_resolve_target_rules(capsys, argv, target, warned):
 
 
 def test_convert_yolov5_names_and_success_line(tmp_path, capsys):
-    from test_yolov5_fakes import build_release, save_foreign
+    from yolov5_fakes import build_release, save_foreign
 
     ckpt, _ = build_release("v7.0", seed=1)
     src = tmp_path / "y.pt"

@@ -37,7 +37,7 @@ sys.exit(main(sys.argv[2:]))
 def inputs(tmp_path_factory):
     """Small real inputs of every kind, written before any limit applies."""
     from eval_fake import make_voc_tree
-    from test_yolov5_fakes import build_release, save_foreign
+    from yolov5_fakes import build_release, save_foreign
 
     from zooport.converters.darknet import load_darknet, save_darknet_weights
     from zooport.converters.mmdet_darknet import save_mmdet_checkpoint

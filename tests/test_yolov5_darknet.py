@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from helpers import assert_close, asset, read_f32
-from test_yolov5_fakes import RELEASES, build_release, save_foreign
+from yolov5_fakes import RELEASES, build_release, save_foreign
 
 HEAD_REL = 1e-4    # head inputs: max |darknet - sigmoid(yolov5)| <= 1e-4 * max(1, |ref|)
 BOX_PX = 1e-3      # decoded boxes (pixels) ...
@@ -38,7 +38,7 @@ def _input(hw, seed=0):
 
 
 def _randomise(model, seed: int):
-    """Seeded random weights and BN statistics (the scheme of test_yolov5_fakes: conv weights
+    """Seeded random weights and BN statistics (the scheme of yolov5_fakes: conv weights
     N(0, 1/fan_in), biases N(0, 0.1), BN gamma U(0.5, 1.5), running var U(0.5, 1.5)), so every tensor
     matters and the outputs stay far from saturation in networks of any depth."""
     g = torch.Generator().manual_seed(seed)
