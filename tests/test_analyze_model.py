@@ -57,7 +57,7 @@ def test_darknet_bflops_every_cfg():
 def test_darknet_model_table_yolov3_tiny():
     import zooport
 
-    m = zooport.load(str(asset("darknet-cfg/yolov3-tiny.cfg")))
+    m = zooport.load(str(asset("darknet-cfg/yolov3-tiny.cfg")), random_weights=True)  # structure only
     res = analyze_layers(m)
     _rows, tot = _bflops_tsv()
     assert res["convention"] == "darknet" and abs(res["flops"] / 1e9 - tot["yolov3-tiny.cfg"]) < 5e-4
@@ -193,7 +193,7 @@ def test_receptive_field_hand_case(tmp_path):
 
     cfg = tmp_path / "hand.cfg"
     cfg.write_text(_HAND.format(s=32))
-    m = zooport.load(str(cfg))
+    m = zooport.load(str(cfg), random_weights=True)
     m.raw = lambda x: [m.layers[2]([m.layers[1]([m.layers[0]([x])])])]  # the last conv's output
     m.head_indices = [2]
     rf = receptive_fields(m, 32)
@@ -277,7 +277,7 @@ def test_receptive_field_darknet_graph_vs_gradient(tmp_path):
 
     cfg = tmp_path / "g.cfg"
     cfg.write_text(_DK)
-    m = _positive(zooport.load(str(cfg)))
+    m = _positive(zooport.load(str(cfg), random_weights=True))
     rf = receptive_fields(m, 256)
     assert [r["stride"] for r in rf] == [4, 2]
     for k, r in enumerate(rf):

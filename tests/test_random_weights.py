@@ -67,4 +67,4 @@ def test_cli_verify_cfg_alone_exit_2_then_random_weights(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("zooport: error: ") and "--random-weights" in err[0]
     res = tmp_path / "r.json"
     assert main(["verify", str(CFG), *common, "--random-weights", "--json", str(res)]) == 0
-    assert set(json.loads(res.read_text())["metrics"]) == {"mAP_voc07", "mAP_voc10"}
+    assert {"mAP_voc07", "mAP_voc10"} <= set(json.loads(res.read_text())["metrics"])

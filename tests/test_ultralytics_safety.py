@@ -144,12 +144,12 @@ def test_verify_uses_ultralytics_validation_settings():
     from zooport.eval.verify import _settings
 
     m = tiny_model()
-    st = _settings(m, None, None, None, None, None, None, 300, "torch", None, True)
+    st = _settings(m, None, None, None, None, None, None, 300, "torch", None, True, None)
     assert (st["preprocess"], st["conf"], st["iou"], st["max_det"], st["rect"], st["imgsz"]) == \
         ("letterbox", 0.001, 0.7, 300, True, 640)
     # an explicit flavour or threshold still wins
-    assert _settings(m, None, "yolov5", None, None, None, None, 300, "torch", None, True)["iou"] == 0.65
-    assert _settings(m, None, None, None, None, None, 0.5, 300, "torch", None, True)["iou"] == 0.5
+    assert _settings(m, None, "yolov5", None, None, None, None, 300, "torch", None, True, None)["iou"] == 0.65
+    assert _settings(m, None, None, None, None, None, 0.5, 300, "torch", None, True, None)["iou"] == 0.5
 
 
 def test_anchor_free_nms_multi_label_and_layout():

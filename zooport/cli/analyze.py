@@ -59,9 +59,9 @@ def _model(args) -> int:
     import json
 
     from ..analysis.model import analyze_model, format_table
-    from ..loading import load_model
+    from .model_args import load_for_structure
 
-    model = load_model(args.model, names=args.names)
+    model = load_for_structure(args)
     if args.fuse:
         try:
             model = copy.deepcopy(model).fuse()

@@ -53,11 +53,11 @@ def _features(args) -> int:
 
 def _assign(args) -> int:
     from ..analysis.assign_model import assign_on_image
-    from ..loading import load_model
+    from .model_args import load_for_structure
     from ..predict.outputs import write_image
     from .analyze_more import load_coco_dict
 
-    model = load_model(args.model, names=args.names)
+    model = load_for_structure(args)
     img, pos, kind = assign_on_image(model, load_coco_dict(args), args.image, args.imgsz, args.assigner)
     write_image(args.output, img)
     print(f"{kind}: {len(pos)} positives for image {args.image} -> {args.output}")

@@ -53,9 +53,9 @@ def _anchors(args) -> int:
 
     model = None
     if args.model:
-        from ..loading import load_model
+        from .model_args import load_for_structure
 
-        model = load_model(args.model, names=args.names)
+        model = load_for_structure(args)
     k = A.parse_anchors(args.anchors) if args.anchors else (A.model_anchors(model) if model is not None else None)
     mode = args.preprocess or ((model.preprocess or {}).get("mode", "letterbox") if model is not None else "letterbox")
     imgsz = args.imgsz or (max(model.input_size) if model is not None else 640)

@@ -16,3 +16,15 @@ def add_random_weights(p) -> None:
 def model_kwargs(args) -> dict:
     """The ``load_model`` keywords these options give."""
     return {"random_weights": bool(getattr(args, "random_weights", False)), "seed": int(getattr(args, "seed", 0))}
+
+
+def load_for_structure(args):
+    """MODEL for a verb that reads only the architecture (``analyze model``, ``anchors``, ``assign``):
+    a Darknet CFG alone is accepted and gets seeded random parameters (FLOPs, receptive fields, anchors
+    and assigners do not depend on the weights), as if ``--random-weights`` were given."""
+    from ..loading import load_model
+
+    words = list(args.model)
+    lone_cfg = len(words) == 1 and words[0].endswith(".cfg")
+    return load_model(words, names=args.names, random_weights=lone_cfg or getattr(args, "random_weights", False),
+                      seed=int(getattr(args, "seed", 0)))
