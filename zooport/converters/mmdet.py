@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError, UnsafeCheckpointError
 
-DEFAULT_INPUT = {"YOLOX": [640, 640], "YOLOV3": [608, 608]}
+DEFAULT_INPUT = {"YOLOX": [640, 640], "YOLOV3": [608, 608], "FasterRCNN": [800, 1333], "CascadeRCNN": [800, 1333]}
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -83,11 +83,13 @@ def _input_size(cfg: dict, model_type: str) -> list[int]:
 def build_model(config: dict, *, names=None, source=None, where: str = "config"):
     """An MMDetModel (weights uninitialised) from a full config or model dict."""
     from ..model_defs.mmdet import MMDetModel
+    from ..model_defs.mmdet.two_stage import TWO_STAGE, TwoStageDetector
     from ..parsers.mmdet_config import class_names, model_section
 
     model_cfg = model_section(config, where)
     names = names or class_names(config)
-    return MMDetModel(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source)
+    cls = TwoStageDetector if model_cfg.get("type") in TWO_STAGE else MMDetModel
+    return cls(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source)
 
 
 def load_mmdet(checkpoint, config=None, *, names=None):

@@ -60,7 +60,9 @@ class MMDetModel(Detector):
     def __init__(self, model_cfg: dict, *, names=None, input_size=(640, 640), preprocess=None, source=None):
         t = model_cfg.get("type")
         if t not in DETECTORS:
-            raise ConfigError(f"model: unknown detector type {t!r}; supported: {sorted(DETECTORS)}")
+            from .two_stage import TWO_STAGE
+
+            raise ConfigError(f"model: unknown detector type {t!r}; supported: {sorted(DETECTORS | TWO_STAGE)}")
         head_cfg = dict(model_cfg.get("bbox_head") or {})
         test_cfg = copy.deepcopy(model_cfg.get("test_cfg") or head_cfg.get("test_cfg") or {})
         head_cfg["test_cfg"] = test_cfg
@@ -107,6 +109,10 @@ class MMDetModel(Detector):
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict):
+        from .two_stage import TWO_STAGE, TwoStageDetector
+
+        if (arch.get("model") or {}).get("type") in TWO_STAGE:  # one "mmdet" family, two model classes
+            return TwoStageDetector.from_native(arch, meta)
         return cls(arch["model"], names=meta.get("names"), input_size=meta.get("input_size", (640, 640)),
                    preprocess=meta.get("preprocess"), source=meta.get("source"))
 

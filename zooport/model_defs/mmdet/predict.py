@@ -95,18 +95,52 @@ def filter_scores_and_topk(scores, score_thr, topk):
 
 
 def batched_nms(boxes, scores, labels, nms_cfg):
-    """mmcv ``batched_nms``: class offsets of (max coordinate + 1), greedy NMS (IoU > thr suppresses)."""
+    """mmcv ``batched_nms``: returns kept indices, best first. Below ``split_thr`` (10000) candidates
+    one NMS over boxes offset per class by (max coordinate + 1); from ``split_thr`` on, one NMS per
+    class on the unshifted boxes, the survivors then sorted by score, as mmcv does (the large offsets
+    would cost float32 precision there)."""
     cfg = dict(nms_cfg or {})
     t = cfg.get("type", "nms")
     if t != "nms":
         raise ConfigError(f"test_cfg.nms type {t!r} not supported (only 'nms')")
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64)
+    thr = float(cfg.get("iou_threshold", 0.5))
     if cfg.get("class_agnostic", False):
-        b = boxes
-    else:
+        return nms(boxes, scores, thr)
+    if boxes.shape[0] < int(cfg.get("split_thr", 10000)):
         b = boxes + (labels.to(boxes) * (boxes.max() + torch.tensor(1.0).to(boxes)))[:, None]
-    return nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+        return nms(b, scores, thr)
+    kept = torch.zeros(boxes.shape[0], dtype=torch.bool)
+    for c in torch.unique(labels):  # a loop over classes, as mmcv's split path
+        inds = torch.nonzero(labels == c).squeeze(1)
+        kept[inds[nms(boxes[inds], scores[inds], thr)]] = True
+    keep = torch.nonzero(kept).squeeze(1)
+    return keep[torch.sort(scores[keep], descending=True, stable=True).indices]
+
+
+def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1, score_factors=None):
+    """MMDetection's ``multiclass_nms``: ``bboxes`` (N, nc*4) class-specific or (N, 4) shared, ``scores``
+    (N, nc + 1) with background last -> (n, 6) x1, y1, x2, y2, score, label. Candidates are the
+    (box, class) pairs, row-major, with score > ``score_thr`` (tested before multiplying
+    ``score_factors``), then :func:`batched_nms` and the best ``max_num``."""
+    n, nc = scores.shape[0], scores.shape[1] - 1
+    b = bboxes.reshape(n, -1, 4)
+    b = b.expand(n, nc, 4) if b.shape[1] == 1 else b
+    b = b.reshape(-1, 4)
+    s = scores[:, :-1].reshape(-1)
+    labels = torch.arange(nc).expand(n, nc).reshape(-1)
+    ok = s > score_thr
+    if score_factors is not None:
+        s = s * score_factors[:, None].expand(n, nc).reshape(-1)
+    inds = torch.nonzero(ok).squeeze(1)
+    b, s, labels = b[inds], s[inds], labels[inds]
+    if b.numel() == 0:
+        return bboxes.new_zeros((0, 6))
+    keep = batched_nms(b, s, labels, nms_cfg)
+    if max_num is not None and max_num > 0:
+        keep = keep[:max_num]
+    return torch.cat([b[keep], s[keep][:, None], labels[keep][:, None].to(b.dtype)], 1)
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
