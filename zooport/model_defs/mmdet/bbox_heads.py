@@ -19,20 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from .coders import decode_with, delta_coder
+from .coders import decode_with, delta_coder, rescale_boxes
 from .common import ConvModule, reject_unsupported
 from .predict import multiclass_nms
 
 NAMED = {"Shared2FCBBoxHead": {"num_shared_fcs": 2},
          "Shared4Conv1FCBBoxHead": {"num_shared_convs": 4, "num_shared_fcs": 1}}
-
-
-def rescale_boxes(boxes, scale_factor):
-    """MMDetection's ``scale_boxes(boxes, [1 / s for s in scale_factor])``: (..., 4k) boxes times 1/(w, h)."""
-    if scale_factor is None:
-        return boxes
-    inv = boxes.new_tensor([1.0 / float(scale_factor[0]), 1.0 / float(scale_factor[1])])
-    return boxes * inv.repeat(boxes.shape[-1] // 2)
 
 
 class ConvFCBBoxHead(nn.Module):

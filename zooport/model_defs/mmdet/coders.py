@@ -95,3 +95,11 @@ def decode_with(coder: dict, rois, deltas, max_shape=None):
     """:func:`delta_xywh_decode` with a :func:`delta_coder` dict."""
     return delta_xywh_decode(rois, deltas, coder["means"], coder["stds"], max_shape if coder["clip_border"] else None,
                              add_ctr_clamp=coder["add_ctr_clamp"], ctr_clamp=coder["ctr_clamp"])
+
+
+def rescale_boxes(boxes, scale_factor):
+    """MMDetection's ``scale_boxes(boxes, [1 / s for s in scale_factor])``: (..., 4k) boxes times 1/(w, h)."""
+    if scale_factor is None:
+        return boxes
+    inv = boxes.new_tensor([1.0 / float(scale_factor[0]), 1.0 / float(scale_factor[1])])
+    return boxes * inv.repeat(boxes.shape[-1] // 2)

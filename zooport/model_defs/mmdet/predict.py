@@ -20,7 +20,7 @@ import torch
 from ...errors import ConfigError
 from ...postprocess import nms
 from . import anchors as A
-from .coders import delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
+from .coders import delta_xywh_decode, distance_decode, integral, rescale_boxes, yolo_decode, yolox_decode
 
 
 def _flat(t, k):
@@ -144,7 +144,9 @@ def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1, score_factors
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
-    """BaseDenseHead._bbox_post_process (with_nms=True, rescale=False)."""
+    """BaseDenseHead._bbox_post_process (with_nms=True); ``rescale=True`` when ``cfg`` carries a
+    ``_scale_factor`` (w, h): boxes divided by it first, before the size filter and NMS."""
+    bboxes = rescale_boxes(bboxes, cfg.get("_scale_factor"))
     if factors is not None:
         scores = scores * factors
     if min_size and cfg.get("min_bbox_size", -1) >= 0:
@@ -162,8 +164,9 @@ def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=
 
 
 @torch.no_grad()
-def predict(head, groups, img_hw, cfg):
+def predict(head, groups, img_hw, cfg, scale_factor=None):
     cfg = dict(cfg or {})
+    cfg["_scale_factor"] = scale_factor
     out = []
     bsz = groups[0][0].shape[0]
     for b in range(bsz):

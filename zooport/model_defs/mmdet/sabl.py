@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from .bbox_heads import rescale_boxes
+from .coders import rescale_boxes
 from .common import ConvModule
 from .predict import multiclass_nms
 
