@@ -43,6 +43,16 @@ class NonLocal2d(nn.Module):
         return x + self.conv_out(y)
 
 
+def _pool_to(x, hw):
+    """``adaptive_max_pool2d(x, hw)``; a plain max pool when the sizes divide (the same windows), which
+    also exports to ONNX without known input sizes."""
+    h, w = int(x.shape[2]), int(x.shape[3])
+    if h % hw[0] == 0 and w % hw[1] == 0:
+        k = (h // hw[0], w // hw[1])
+        return F.max_pool2d(x, k, k)
+    return F.adaptive_max_pool2d(x, hw)
+
+
 class BFP(nn.Module):
     def __init__(self, cfg: dict, where: str = "neck"):
         super().__init__()
@@ -63,17 +73,19 @@ class BFP(nn.Module):
     def forward(self, inputs):
         if len(inputs) != self.num_levels:
             raise ValueError(f"BFP expects {self.num_levels} levels, got {len(inputs)}")
-        size = inputs[self.refine_level].shape[2:]
-        feats = [F.adaptive_max_pool2d(x, size) if i < self.refine_level else F.interpolate(x, size=size, mode="nearest")
+        # plain ints: the ONNX exporter needs constant adaptive-pooling sizes (static-shape export)
+        size = tuple(int(v) for v in inputs[self.refine_level].shape[2:])
+        feats = [_pool_to(x, size) if i < self.refine_level else F.interpolate(x, size=size, mode="nearest")
                  for i, x in enumerate(inputs)]
         bsf = sum(feats) / len(feats)
         if self.refine_type is not None:
             bsf = self.refine(bsf)
         outs = []
         for i, x in enumerate(inputs):
+            hw = tuple(int(v) for v in x.shape[2:])
             if i < self.refine_level:
-                res = F.interpolate(bsf, size=x.shape[2:], mode="nearest")
+                res = F.interpolate(bsf, size=hw, mode="nearest")
             else:
-                res = F.adaptive_max_pool2d(bsf, x.shape[2:])
+                res = _pool_to(bsf, hw)
             outs.append(res + x)
         return tuple(outs)

@@ -127,7 +127,14 @@ def roi_align_reference(feat, rois, output_size, spatial_scale, sampling_ratio=0
 class _RoIAlignOp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feat, rois, ph: int, pw: int, spatial_scale: float, sampling_ratio: int, aligned: bool):
-        return roi_align_reference(feat, rois, (ph, pw), spatial_scale, sampling_ratio, aligned)
+        # the ONNX graph gets RoiAlign from symbolic(); the reference's data-dependent grouping, traced
+        # inside a Function, breaks the TorchScript exporter's passes, so it runs untraced
+        state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            return roi_align_reference(feat, rois, (ph, pw), spatial_scale, sampling_ratio, aligned)
+        finally:
+            torch._C._set_tracing_state(state)
 
     @staticmethod
     def symbolic(g, feat, rois, ph, pw, spatial_scale, sampling_ratio, aligned):

@@ -19,8 +19,8 @@ or ``neck.0.*`` / ``neck.1.*`` for a list of necks, ``rpn_head.*``,
 * ``forward(x)`` (the shared interface): (B, P, 4 + 1 + nc) per proposal, the
   box of its best class (xywh, input pixels), 1, the class probabilities
   (softmax without background); P = ``max_per_img`` of ``test_cfg.rpn`` (rows
-  padded with zeros). For exact MMDetection results use ``predict``; ONNX
-  export (:mod:`.two_stage_onnx`) puts that whole path in the graph.
+  padded with zeros). For exact MMDetection results use ``predict``; the ONNX
+  export (:mod:`zooport.export.two_stage`) puts that whole path in the graph.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ TWO_STAGE = {"FasterRCNN", "CascadeRCNN", "TwoStageDetector"}
 
 class TwoStageDetector(Detector):
     family = "mmdet"
+    two_stage = True  # ONNX export puts proposals, RoIAlign and NMS in the graph (zooport.export.two_stage)
 
     def __init__(self, model_cfg: dict, *, names=None, input_size=(800, 1333), preprocess=None, source=None):
         from . import BACKBONES, NECKS, _build, _preprocess
@@ -114,9 +115,38 @@ class TwoStageDetector(Detector):
         return self.roi_head.predict(feats, props, hw, cfg["rcnn"], scale_factor)
 
     def forward(self, x):
-        from .two_stage_onnx import decoded_per_proposal
+        """(B, P, 4 + 1 + nc): see the module docstring (eager; rows past an image's proposals are 0)."""
+        feats = self.extract_feat(x)
+        cls, reg = self.rpn_head(feats)
+        props = self.rpn_head.proposals(cls, reg, self._hw(x, None), self.test_cfg["rpn"])
+        from .roi_heads import rois_from
 
-        return decoded_per_proposal(self, x)
+        rois = rois_from(props)
+        if isinstance(self.roi_head, CascadeRoIHead):
+            stages = self.roi_head(feats, rois, self._hw(x, None))
+            rois, logits, deltas, head = stages[-1][0], self.roi_head.mean_scores(stages), stages[-1][2], \
+                self.roi_head.bbox_head[-1]
+        else:
+            logits, deltas = self.roi_head(feats, rois)
+            head = self.roi_head.bbox_head
+        prob = logits.softmax(-1)[:, :-1]
+        best = prob.argmax(1)
+        if torch.is_tensor(deltas):
+            boxes = head.decode(rois, deltas, self._hw(x, None)).reshape(rois.shape[0], -1, 4)
+            boxes = boxes[torch.arange(rois.shape[0]), best if boxes.shape[1] > 1 else torch.zeros_like(best)]
+        else:  # SABL: one box per RoI
+            from .sabl import bucket_decode
+
+            boxes = bucket_decode(rois[:, 1:], deltas[0], deltas[1], head.num_buckets, head.coder_scale,
+                                  self._hw(x, None), head.clip_border)[0]
+        rows = torch.cat([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2],
+                          torch.ones_like(boxes[:, :1]), prob], 1)
+        p = int(self.test_cfg["rpn"].get("max_per_img", 1000))
+        out = rows.new_zeros((x.shape[0], p, rows.shape[1]))
+        for b in range(x.shape[0]):
+            r = rows[rois[:, 0] == b][:p]
+            out[b, :r.shape[0]] = r
+        return out
 
     def fuse(self):
         fuse_modules(self)
