@@ -45,7 +45,8 @@ def register(sub) -> None:
     r.add_argument("--conf", type=float, help="score threshold (default 0.001 YOLOv5 NMS, 0.005 Darknet)")
     r.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.65 YOLOv5 NMS, 0.45 Darknet)")
     r.add_argument("--max-det", type=int, default=300, help="max detections per image, YOLOv5 NMS (300)")
-    r.add_argument("--preprocess", choices=["letterbox", "resize"], help="letterbox (YOLOv5) or resize (Darknet)")
+    r.add_argument("--preprocess", choices=["letterbox", "resize", "mmdet"],
+                   help="letterbox (YOLOv5), resize (Darknet) or mmdet (MMDetection pipeline + test_cfg)")
     r.add_argument("--postprocess", choices=["yolov5", "darknet"], help="NMS flavour (default by family)")
     r.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference backend")
     o = p.add_argument_group("output")

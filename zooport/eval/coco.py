@@ -27,7 +27,7 @@ SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100
 
 # How each reference pipeline writes its JSON (decimals of bbox, score): YOLOv5 rounds
 # to 3 / 5 decimals, Darknet prints with %f (6 / 6).
-ROUNDING = {"yolov5": (3, 5), "darknet": (6, 6)}
+ROUNDING = {"yolov5": (3, 5), "darknet": (6, 6), "mmdet": (10, 10)}  # mmdet: CocoMetric writes floats unrounded
 
 
 def category_ids(model_names: list, dataset, class_map=None) -> list:

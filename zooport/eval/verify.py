@@ -32,10 +32,17 @@ def _resolve_model(model, names=None):
 
 def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect):
     mode = preprocess or (getattr(model, "preprocess", None) or {}).get("mode", "letterbox")
-    if mode not in ("letterbox", "resize"):
-        raise UsageError(f"preprocess must be 'letterbox' or 'resize', got {mode!r}")
+    if mode not in ("letterbox", "resize", "mmdet"):
+        raise UsageError(f"preprocess must be 'letterbox', 'resize' or 'mmdet', got {mode!r}")
+    if mode == "mmdet":  # MMDetection's pipeline and test_cfg post-processing (zooport.eval.mmdet_run)
+        if (getattr(model, "preprocess", None) or {}).get("mode") != "mmdet" or backend != "torch":
+            raise UsageError("preprocess 'mmdet' needs an MMDetection model and backend 'torch'"
+                             " (use --preprocess resize for onnxruntime)")
+        postprocess = postprocess or "mmdet"
+    if getattr(model, "two_stage", False) and mode != "mmdet":
+        raise UsageError("two-stage MMDetection models are verified with preprocess 'mmdet' only")
     post = postprocess or ("darknet" if getattr(model, "family", "") == "darknet" else "yolov5")
-    if post not in DEFAULTS:
+    if post not in DEFAULTS and not (post == "mmdet" and mode == "mmdet"):
         raise UsageError(f"postprocess must be one of {sorted(DEFAULTS)}, got {post!r}")
     in_hw = list(getattr(model, "input_size", None) or [640, 640])
     if imgsz is None:
@@ -52,8 +59,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
         raise UsageError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     return {"preprocess": mode, "postprocess": post, "imgsz": imgsz, "stride": int(stride), "batch": int(batch),
             "rect": bool(rect and mode == "letterbox"),
-            "conf": float(DEFAULTS[post]["conf"] if conf is None else conf),
-            "iou": float(DEFAULTS[post]["iou"] if iou is None else iou), "max_det": int(max_det),
+            "conf": float(DEFAULTS.get(post, {}).get("conf", -1) if conf is None else conf),
+            "iou": float(DEFAULTS.get(post, {}).get("iou", -1) if iou is None else iou), "max_det": int(max_det),
             "backend": backend,
             # a name / YAML path as text, an in-memory {model name: dataset name} dict as is (JSON-able)
             "class_map": class_map if class_map is None or isinstance(class_map, dict) else str(class_map)}
@@ -108,11 +115,17 @@ def verify(model, coco=None, voc=None, ann=None, year="2007", split="test", imgs
     st = _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect)
     # Validate the class mapping before spending time on inference.
     _shard.check_mapping(ds, model.names, class_map)
-    plan = plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"], st["rect"])
-    plan = shard_plan(plan, shard)
-    run = run_inference(model, ds.images, plan, mode=st["preprocess"], post=st["postprocess"],
-                        imgsz=st["imgsz"], backend=backend, conf=st["conf"], iou=st["iou"],
-                        max_det=st["max_det"], workers=workers, skip_bad=skip_bad, progress=progress)
+    if st["preprocess"] == "mmdet":
+        from .mmdet_run import run_mmdet
+
+        plan = shard_plan(plan_batches(ds.images, "resize", 1, 1, 1, False), shard)  # one image per step
+        run = run_mmdet(model, ds.images, plan, workers=workers, skip_bad=skip_bad, progress=progress)
+    else:
+        plan = plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"], st["rect"])
+        plan = shard_plan(plan, shard)
+        run = run_inference(model, ds.images, plan, mode=st["preprocess"], post=st["postprocess"],
+                            imgsz=st["imgsz"], backend=backend, conf=st["conf"], iou=st["iou"],
+                            max_det=st["max_det"], workers=workers, skip_bad=skip_bad, progress=progress)
     info = _model_info(model)
     if shard is not None:
         part = _shard.make_partial(shard, st, info, ds, plan, run)

@@ -104,6 +104,8 @@ class ConvFCBBoxHead(nn.Module):
         """(N, 5) rois + (N, 4k) deltas -> (N, 4k) boxes clipped to ``img_hw``."""
         n = rois.shape[0]
         k = bbox_pred.shape[1] // 4
+        if n == 0:
+            return bbox_pred.new_zeros((0, 4 * k))
         pri = rois[:, 1:].repeat_interleave(k, dim=0)
         return decode_with(self.bbox_coder, pri, bbox_pred.reshape(-1, 4), img_hw).reshape(n, -1)
 

@@ -125,6 +125,8 @@ def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1, score_factors
     (box, class) pairs, row-major, with score > ``score_thr`` (tested before multiplying
     ``score_factors``), then :func:`batched_nms` and the best ``max_num``."""
     n, nc = scores.shape[0], scores.shape[1] - 1
+    if n == 0:
+        return bboxes.new_zeros((0, 6))
     b = bboxes.reshape(n, -1, 4)
     b = b.expand(n, nc, 4) if b.shape[1] == 1 else b
     b = b.reshape(-1, 4)
