@@ -138,3 +138,20 @@ def test_hash_prefix_is_checked_as_a_prefix(tmp_path, monkeypatch):
     bad = FileSpec(f.name, "https://x/" + f.name, None, ("0" if digest[0] != "0" else "1") + digest[1:8], True)
     assert not check_cached(f, bad) and not f.exists()  # a mismatch is removed from the cache
     assert issubclass(IntegrityError, ZooportError)
+
+
+def test_zoo_mmdet_entries_equal_the_release_table():
+    """URL, box AP and hash prefix of every MMDetection entry are the rows of shared/zoo/MMDET_RELEASES.tsv."""
+    from helpers import asset
+
+    from zooport.zoo.manifest import load_manifest
+
+    rows = {}
+    for line in asset("zoo/MMDET_RELEASES.tsv").read_text().splitlines()[1:]:
+        _cfg, url, ap, prefix = line.split("\t")
+        rows[url] = (float(ap) / 100, prefix)
+    entries = [e for e in load_manifest() if e.format == "mmdet"]
+    assert len(entries) == 10
+    for e in entries:
+        ap, prefix = rows[e.weights.url]
+        assert e.weights.sha256 == prefix and e.metrics["coco-val2017"]["AP"] == pytest.approx(ap, abs=1e-9)

@@ -71,13 +71,8 @@ class TwoStageNMS(nn.Module):
 
         nms_pre = int(self.rpn_cfg.get("nms_pre", -1))
         boxes, scores, lvls = [], [], []
-        for i, (c, r) in enumerate(zip(cls, reg)):
-            s = head._level_scores(c[b])
-            d = r[b].permute(1, 2, 0).reshape(-1, 4)
-            pri = head.prior_generator.level(i, c.shape[2], c.shape[3])
-            if 0 < nms_pre < s.shape[0]:
-                s, order = s.topk(nms_pre, largest=True, sorted=True)
-                d, pri = d[order], pri[order]
+        for i in range(len(cls)):
+            s, d, pri = head.level_candidates(cls, reg, b, i, nms_pre)  # the sort exports as TopK
             boxes.append(decode_with(head.bbox_coder, pri, d, hw))
             scores.append(s)
             lvls.append(torch.full((s.shape[0],), i, dtype=torch.int64))

@@ -118,8 +118,13 @@ class MMDetModel(Detector):
 
         if (arch.get("model") or {}).get("type") in TWO_STAGE:  # one "mmdet" family, two model classes
             return TwoStageDetector.from_native(arch, meta)
-        return cls(arch["model"], names=meta.get("names"), input_size=meta.get("input_size", (640, 640)),
-                   preprocess=meta.get("preprocess"), source=meta.get("source"))
+        return cls(arch["model"], **native_kwargs(meta, (640, 640)))
+
+
+def native_kwargs(meta: dict, default_size) -> dict:
+    """Constructor keywords from a native checkpoint's ``meta`` (shared by the one- and two-stage classes)."""
+    return {"names": meta.get("names"), "input_size": meta.get("input_size", default_size),
+            "preprocess": meta.get("preprocess"), "source": meta.get("source")}
 
 
 def _preprocess(model_cfg: dict, resize=None) -> dict:

@@ -21,24 +21,13 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from . import _build
 from .bbox_heads import NAMED, ConvFCBBoxHead
 from .roi_align import SingleRoIExtractor
 from .sabl import SABLHead
 
 BBOX_HEADS = {"ConvFCBBoxHead": ConvFCBBoxHead, **{k: ConvFCBBoxHead for k in NAMED}, "SABLHead": SABLHead}
 EXTRACTORS = {"SingleRoIExtractor": SingleRoIExtractor}
-
-
-def _build(registry, cfg, where):
-    if not isinstance(cfg, dict) or "type" not in cfg:
-        raise ConfigError(f"model.{where}: expected a dict with a 'type' key")
-    t = cfg["type"]
-    if t not in registry:
-        raise ConfigError(f"model.{where}: unknown module type {t!r}; supported: {sorted(registry)}")
-    try:
-        return registry[t](cfg, f"model.{where}")
-    except KeyError as e:
-        raise ConfigError(f"model.{where} ({t}): missing required argument {e}") from None
 
 
 def rois_from(proposals):

@@ -59,6 +59,19 @@ class RPNHead(nn.Module):
             return c.permute(1, 2, 0).reshape(-1).sigmoid()
         return c.permute(1, 2, 0).reshape(-1, 2).softmax(-1)[:, 0]
 
+    def level_candidates(self, cls, reg, b: int, i: int, nms_pre: int):
+        """Image b, level i: the ``nms_pre`` best objectness scores (descending; all, in prior order, when
+        the level has fewer), their deltas (k, 4) and anchors (k, 4)."""
+        c, r = cls[i], reg[i]
+        s = self._level_scores(c[b])
+        d = r[b].permute(1, 2, 0).reshape(-1, 4)
+        pri = self.prior_generator.level(i, c.shape[2], c.shape[3])
+        if 0 < nms_pre < s.shape[0]:
+            s, order = s.sort(descending=True)
+            s, order = s[:nms_pre], order[:nms_pre]
+            d, pri = d[order], pri[order]
+        return s, d, pri
+
     @torch.no_grad()
     def proposals(self, cls, reg, img_hw, cfg: dict):
         """Eager proposal selection (see the module docstring); returns a list over images."""
@@ -67,14 +80,8 @@ class RPNHead(nn.Module):
         out = []
         for b in range(cls[0].shape[0]):
             boxes, scores, lvls = [], [], []
-            for i, (c, r) in enumerate(zip(cls, reg)):
-                s = self._level_scores(c[b])
-                d = r[b].permute(1, 2, 0).reshape(-1, 4)
-                pri = self.prior_generator.level(i, c.shape[2], c.shape[3])
-                if 0 < nms_pre < s.shape[0]:
-                    s, order = s.sort(descending=True)
-                    s, order = s[:nms_pre], order[:nms_pre]
-                    d, pri = d[order], pri[order]
+            for i in range(len(cls)):
+                s, d, pri = self.level_candidates(cls, reg, b, i, nms_pre)
                 boxes.append(decode_with(self.bbox_coder, pri, d, img_hw))
                 scores.append(s)
                 lvls.append(torch.full((s.shape[0],), i, dtype=torch.int64))

@@ -31,7 +31,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..base import Detector
-from .common import fuse_modules
+from . import MMDetModel
 from .roi_heads import ROI_HEADS, CascadeRoIHead
 from .rpn import RPNHead
 
@@ -80,7 +80,10 @@ class TwoStageDetector(Detector):
         self.roi_head = ROI_HEADS[rt](roi_cfg, "roi_head")
         if isinstance(self.roi_head, CascadeRoIHead) != (t == "CascadeRCNN"):
             raise ConfigError(f"model: {t} with a {rt} is not supported (CascadeRCNN pairs with CascadeRoIHead)")
-        self.stride = list(self.rpn_head.strides)
+        # the RoI feature strides: the input must be a multiple of the largest (MMDetection pads to 32);
+        # the RPN's extra max-pooled level (stride 64) accepts odd sizes
+        ext = self.roi_head.extractors[0] if isinstance(self.roi_head, CascadeRoIHead) else self.roi_head.extractor
+        self.stride = list(ext.featmap_strides)
 
     def extract_feat(self, x):
         feats = self.backbone(x)
@@ -148,14 +151,12 @@ class TwoStageDetector(Detector):
             out[b, :r.shape[0]] = r
         return out
 
-    def fuse(self):
-        fuse_modules(self)
-        return self
-
-    def native_arch(self) -> dict:
-        return {"model": copy.deepcopy(self.model_cfg)}
+    # the one-stage class's (same attributes): fold BN, and the config dict as the native architecture
+    fuse = MMDetModel.fuse
+    native_arch = MMDetModel.native_arch
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict):
-        return cls(arch["model"], names=meta.get("names"), input_size=meta.get("input_size", (800, 1333)),
-                   preprocess=meta.get("preprocess"), source=meta.get("source"))
+        from . import native_kwargs
+
+        return cls(arch["model"], **native_kwargs(meta, (800, 1333)))
