@@ -197,7 +197,10 @@ class SingleRoIExtractor(nn.Module):
         out = feats[0].new_zeros((rois.shape[0], c) + self.output_size)
         for i, stride in enumerate(self.featmap_strides):
             if exporting:  # static graph: pool every RoI at every level, keep the right level
-                pooled = roi_align(feats[i], rois, self.output_size, 1.0 / stride, self.sampling_ratio, self.aligned)
+                # other levels' RoIs become empty boxes (an adaptive grid of 0 samples: nearly free)
+                mine = (lvls == i)[:, None]
+                r = torch.cat([rois[:, :1], torch.where(mine, rois[:, 1:], torch.zeros_like(rois[:, 1:]))], 1)
+                pooled = roi_align(feats[i], r, self.output_size, 1.0 / stride, self.sampling_ratio, self.aligned)
                 out = torch.where((lvls == i)[:, None, None, None], pooled, out)
                 continue
             inds = torch.nonzero(lvls == i).squeeze(1)
