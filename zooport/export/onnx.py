@@ -193,6 +193,9 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
     if getattr(model, "two_stage", False):  # always the test_cfg post-processing (the only exact output)
         if opset < 16:
             raise UsageError(f"two-stage models need opset >= 16 (RoiAlign half_pixel), got {opset}")
+        if dynamic or raw:
+            raise UsageError("two-stage models export with static shapes and their NMS outputs only "
+                             "(no --dynamic, no --raw)")
         mode, nms_args = "nms", {"test_cfg": model.test_cfg}
     try:
         m = copy.deepcopy(model).eval()
