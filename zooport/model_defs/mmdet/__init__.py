@@ -1,4 +1,5 @@
-"""Native definitions of MMDetection one-stage detectors (no mmcv / mmdet needed).
+"""Native definitions of MMDetection detectors (no mmcv / mmdet needed): one-stage here, the R-CNN family
+(``FasterRCNN``, ``CascadeRCNN``) in :mod:`.two_stage` (same ``"mmdet"`` family; ``from_native`` dispatches).
 
 :class:`MMDetModel` is built from an MMDetection *model* config dict (the
 ``model = dict(...)`` of a config file: ``type``, ``backbone``, ``neck``,
