@@ -42,3 +42,30 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
     assert not boxes[0, n:].any()
     ref = model.predict(torch.from_numpy(x.copy()))[0].numpy().astype(np.float64)
     assert same_rows(ours, ref, score_col=4, label_col=5) <= 0.01
+
+
+def test_small_faster_rcnn_onnx_no_assets():
+    """A small random Faster R-CNN (no assets): the exported graph's detections = eager predict."""
+    import onnxruntime as ort
+
+    from test_mmdet_rcnn_errors import FASTER
+    from zooport.converters.mmdet import build_model
+    from zooport.errors import UsageError
+    from zooport.export.onnx import build_onnx
+
+    torch.manual_seed(0)
+    model = build_model(FASTER).eval()
+    for p in model.parameters():
+        p.data.uniform_(-0.3, 0.3)
+    with pytest.raises(UsageError, match="opset"):
+        build_onnx(model, imgsz=(64, 96), opset=13)
+    with pytest.raises(UsageError, match="static"):
+        build_onnx(model, imgsz=(64, 96), dynamic=True)
+    proto = build_onnx(model, imgsz=(64, 96), opset=16)
+    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    num, boxes, scores, classes = sess.run(None, {"images": x.numpy()})
+    n = int(num[0, 0])
+    ours = np.concatenate([boxes[0, :n], scores[0, :n, None], classes[0, :n, None]], 1).astype(np.float64)
+    ref = model.predict(x)[0].numpy().astype(np.float64)
+    assert n > 0 and same_rows(ours, ref, score_col=4, label_col=5) <= 0.01
