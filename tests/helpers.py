@@ -54,3 +54,36 @@ def sha256(path: Path) -> str:
         for b in iter(lambda: f.read(1 << 20), b""):
             h.update(b)
     return h.hexdigest()
+
+
+def formula_state_dict(keys_tsv: Path, seed: int) -> dict:
+    """The weights of a ``golden/mmdet-more`` folder, regenerated from its ``keys.tsv`` (see that README):
+    row k (``*.num_batches_tracked`` rows, ``a == '-'``, are int64 0 and not counted) is
+    ``a * u + b`` with u = PCG64(seed + k) uniform in [-1, 1) (float64), cast to float32."""
+    import torch
+
+    sd, k = {}, 0
+    for line in keys_tsv.read_text().splitlines():
+        if not line.strip():
+            continue
+        key, shape, a, b = line.split("\t")
+        dims = tuple(int(v) for v in shape.split("x")) if shape else ()
+        if a == "-":
+            sd[key] = torch.zeros(dims, dtype=torch.int64)
+            continue
+        u = np.random.Generator(np.random.PCG64(seed + k)).random(int(np.prod(dims))) * 2 - 1
+        sd[key] = torch.from_numpy((float(a) * u + float(b)).astype(np.float32).reshape(dims))
+        k += 1
+    return sd
+
+
+def formula_checkpoint(folder: Path, out_dir: Path) -> Path:
+    """Write an MMDetection-style checkpoint (``{"meta", "state_dict"}``) of a formula-weights golden
+    folder (seed from line 2 of its ``index.txt``) into ``out_dir``; returns its path."""
+    import torch
+
+    line2 = (folder / "index.txt").read_text().splitlines()[1].split()
+    seed = int(line2[line2.index("seed") + 1])
+    path = out_dir / f"{folder.name}.pth"
+    torch.save({"meta": {"mmdet_version": "3.3.0"}, "state_dict": formula_state_dict(folder / "keys.tsv", seed)}, path)
+    return path

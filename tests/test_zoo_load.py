@@ -120,4 +120,4 @@ def test_unknown_name_suggests(monkeypatch):
         zooport.load_pretrained("yolov5ss")
     assert "yolov4.darknet_coco" in zooport.list_models()
     assert "yolov4" in zooport.list_models(aliases=True)
-    assert len(zooport.list_models()) == 16
+    assert len(zooport.list_models()) == 26  # 16 Darknet / YOLOv5 + 10 MMDetection

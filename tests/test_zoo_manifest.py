@@ -47,9 +47,12 @@ def test_schema_of_every_entry():
             names.add(key)
         arch, _, tag = e["name"].partition(".")
         assert tag and arch in e["aliases"], e["name"]
-        assert e["format"] in ("darknet", "yolov5")
+        assert e["format"] in ("darknet", "yolov5", "mmdet")
         for f in e["files"]:
-            assert re.fullmatch(r"[0-9a-f]{64}", f["sha256"]), f
+            if e["format"] == "mmdet":  # MMDetection publishes the first 8 hex digits (in the file name)
+                assert re.fullmatch(r"[0-9a-f]{8}", f["sha256_prefix"]) and "sha256" not in f, f
+            else:
+                assert re.fullmatch(r"[0-9a-f]{64}", f["sha256"]), f
             assert f["url"].startswith("https://") and f["url"].endswith("/" + f["filename"]), f
             assert f["bytes"] is None or (isinstance(f["bytes"], int) and f["bytes"] > 0)
         assert e["source"].startswith("https://")
@@ -61,13 +64,13 @@ def test_schema_of_every_entry():
             assert set(vals) - {"img_size", "note"} <= METRICS and set(vals) & METRICS, (e["name"], ds)
             for k in set(vals) & METRICS:
                 assert 0.0 < vals[k] < 1.0, (e["name"], ds, k)
-    assert len(ENTRIES) == 16
-    assert len(load_manifest()) == 16  # the validating loader accepts it
+    assert len(ENTRIES) == 26
+    assert len(load_manifest()) == 26  # the validating loader accepts it
 
 
 def test_entries_match_known_hashes():
     known = _known_hashes()
-    files = {f["filename"]: (e, f) for e in ENTRIES for f in e["files"]}
+    files = {f["filename"]: (e, f) for e in ENTRIES for f in e["files"] if e["format"] != "mmdet"}
     assert set(files) == set(known)
     for fn, (url, nbytes, sha, published) in known.items():
         e, f = files[fn]

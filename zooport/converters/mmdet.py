@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import CheckpointError, ConfigError, UnsafeCheckpointError
 
 _TRAINING_STATE = re.compile(r"(^|\.)loss_[A-Za-z0-9_]+\.")
-DEFAULT_INPUT = {"YOLOX": [640, 640], "YOLOV3": [608, 608]}
+DEFAULT_INPUT = {"YOLOX": [640, 640], "YOLOV3": [608, 608], "FasterRCNN": [800, 1333], "CascadeRCNN": [800, 1333]}
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -67,8 +67,8 @@ def resolve_config(config, meta: dict, source: str) -> dict:
                       "(an MMDetection .py config, or a resolved .json / .yaml)")
 
 
-def _input_size(cfg: dict, model_type: str) -> list[int]:
-    """[h, w] from the test pipeline's Resize scale (w, h) when present."""
+def _test_resize(cfg: dict):
+    """((w, h), keep_ratio) of the test pipeline's ``Resize``, or None when the config has none."""
     pipes = [cfg.get("test_pipeline")]
     dl = cfg.get("test_dataloader")
     if isinstance(dl, dict) and isinstance(dl.get("dataset"), dict):
@@ -77,18 +77,29 @@ def _input_size(cfg: dict, model_type: str) -> list[int]:
         for step in pipe or []:
             if isinstance(step, dict) and step.get("type") == "Resize" and isinstance(step.get("scale"), (list, tuple)):
                 w, h = step["scale"][:2]
-                return [int(h), int(w)]
+                return (int(w), int(h)), bool(step.get("keep_ratio", False))
+    return None
+
+
+def _input_size(cfg: dict, model_type: str) -> list[int]:
+    """[h, w] from the test pipeline's Resize scale (w, h) when present."""
+    r = _test_resize(cfg)
+    if r is not None:
+        return [r[0][1], r[0][0]]
     return list(DEFAULT_INPUT.get(model_type, [640, 640]))
 
 
 def build_model(config: dict, *, names=None, source=None, where: str = "config"):
     """An MMDetModel (weights uninitialised) from a full config or model dict."""
-    from ..model_defs.mmdet import MMDetModel
+    from ..model_defs.mmdet import MMDetModel, _preprocess
+    from ..model_defs.mmdet.two_stage import TWO_STAGE, TwoStageDetector
     from ..parsers.mmdet_config import class_names, model_section
 
     model_cfg = model_section(config, where)
     names = names or class_names(config)
-    return MMDetModel(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source)
+    cls = TwoStageDetector if model_cfg.get("type") in TWO_STAGE else MMDetModel
+    return cls(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source,
+               preprocess=_preprocess(model_cfg, _test_resize(config)))
 
 
 def load_mmdet(checkpoint, config=None, *, names=None):

@@ -16,8 +16,16 @@
   column/row copy the edge). It differs from OpenCV's half-pixel-centre
   bilinear, so it is re-implemented here, vectorised, in float32 like Darknet.
 
+* ``mmdet`` — MMDetection 3.x's test pipeline and data preprocessor
+  (:func:`preprocess_mmdet`): ``Resize(scale=(w, h), keep_ratio)`` (mmcv's
+  ``rescale_size``: factor min(long / long side, short / short side), size
+  ``int(w0 * s + 0.5)``; OpenCV bilinear), then in float32 ``BGR -> RGB``
+  when ``bgr_to_rgb``, ``(x - mean) / std`` in pixel units, zero padding at
+  the bottom and right to multiples of ``pad_size_divisor``. Boxes come back
+  by dividing by the recorded ``scale_factor`` (w, h) (:func:`unmmdet_boxes`).
+
 Boxes come back to original-image pixels with :func:`unletterbox_boxes` /
-:func:`unresize_boxes`. Everything here is numpy + cv2 (no torch).
+:func:`unresize_boxes` / :func:`unmmdet_boxes`. Everything here is numpy + cv2 (no torch).
 """
 from __future__ import annotations
 
@@ -178,3 +186,46 @@ def unresize_boxes(boxes: np.ndarray, net_hw, orig_hw) -> np.ndarray:
     b[:, [0, 2]] *= np.float32(orig_hw[1]) / np.float32(net_hw[1])
     b[:, [1, 3]] *= np.float32(orig_hw[0]) / np.float32(net_hw[0])
     return b
+
+
+def mmdet_resize_hw(h0: int, w0: int, scale_wh, keep_ratio: bool = True) -> tuple[int, int]:
+    """(h, w) of MMDetection's ``Resize`` for an (h0, w0) image; ``scale_wh`` is the config's (w, h)."""
+    if not keep_ratio:
+        return int(scale_wh[1]), int(scale_wh[0])
+    long_edge, short_edge = max(scale_wh), min(scale_wh)
+    s = min(long_edge / max(h0, w0), short_edge / min(h0, w0))
+    return int(h0 * float(s) + 0.5), int(w0 * float(s) + 0.5)
+
+
+def preprocess_mmdet(img_bgr: np.ndarray, pre: dict):
+    """One BGR uint8 image -> (CHW float32 model input, info) as MMDetection feeds its model.
+
+    ``pre``: a model's ``preprocess`` dict in ``mmdet`` mode: ``resize_scale`` (w, h), ``keep_ratio``,
+    ``mmdet_mean`` / ``mmdet_std`` (pixel units, in the model's channel order), ``bgr_to_rgb``,
+    ``pad_size_divisor``. ``info``: ``img_shape`` (h, w) after resizing, ``pad_shape`` (h, w) of the
+    returned tensor, ``scale_factor`` (w / w0, h / h0) as MMDetection records it.
+    """
+    import cv2
+
+    h0, w0 = img_bgr.shape[:2]
+    h, w = mmdet_resize_hw(h0, w0, pre["resize_scale"], bool(pre.get("keep_ratio", True)))
+    im = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    x = im.transpose(2, 0, 1)
+    if pre.get("bgr_to_rgb"):
+        x = x[::-1]
+    x = x.astype(np.float32)
+    mean = np.asarray(pre.get("mmdet_mean") or (0, 0, 0), np.float32).reshape(3, 1, 1)
+    std = np.asarray(pre.get("mmdet_std") or (1, 1, 1), np.float32).reshape(3, 1, 1)
+    x = (x - mean) / std
+    d = int(pre.get("pad_size_divisor") or 1)
+    ph, pw = -(-h // d) * d, -(-w // d) * d
+    out = np.zeros((3, ph, pw), np.float32)
+    out[:, :h, :w] = x
+    return out, {"img_shape": (h, w), "pad_shape": (ph, pw), "scale_factor": (w / w0, h / h0)}
+
+
+def unmmdet_boxes(boxes: np.ndarray, scale_factor) -> np.ndarray:
+    """Resized-image xyxy -> original pixels: times 1 / scale_factor (w, h), in float32 as MMDetection."""
+    b = np.array(boxes, dtype=np.float32, copy=True)
+    inv = np.array([1.0 / scale_factor[0], 1.0 / scale_factor[1]] * 2, np.float32)
+    return b * inv

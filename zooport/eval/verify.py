@@ -66,8 +66,17 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
     from ..postprocess import verify_postprocess
 
     mode = preprocess or (getattr(model, "preprocess", None) or {}).get("mode", "letterbox")
-    if mode not in ("letterbox", "resize"):
-        raise UsageError(f"preprocess must be 'letterbox' or 'resize', got {mode!r}")
+    if mode not in ("letterbox", "resize", "mmdet"):
+        raise UsageError(f"preprocess must be 'letterbox', 'resize' or 'mmdet', got {mode!r}")
+    if mode == "mmdet":  # MMDetection's pipeline and test_cfg post-processing (zooport.eval.mmdet_run)
+        if (getattr(model, "preprocess", None) or {}).get("mode") != "mmdet":
+            raise UsageError("preprocess 'mmdet' needs an MMDetection model")
+        if postprocess not in (None, "mmdet"):
+            raise UsageError("preprocess 'mmdet' goes with MMDetection's own test_cfg post-processing "
+                             f"(postprocess 'mmdet'), not {postprocess!r}")
+        postprocess = "mmdet"
+    if getattr(model, "two_stage", False) and mode != "mmdet":
+        raise UsageError("two-stage MMDetection models are verified with preprocess 'mmdet' only")
     post = postprocess or verify_postprocess(model)
     if post not in DEFAULTS:
         raise UsageError(f"postprocess must be one of {sorted(DEFAULTS)}, got {post!r}")
@@ -161,17 +170,24 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
     if distributed:
         dist_ctx = _shard.dist_init()
         shard = (dist_ctx["rank"], dist_ctx["world"])
-    plan = shard_plan(plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"], st["rect"]),
-                      shard)
     predict_cfg = None
     if st["postprocess"] == "mmdet":
         from ..postprocess.mmdet import test_cfg_overrides
 
         predict_cfg = test_cfg_overrides(getattr(model, "test_cfg", None), st["conf"], st["iou"], st["max_det"])
-    run = run_inference(model, ds.images, plan, mode=st["preprocess"], post=st["postprocess"],
-                        imgsz=st["imgsz"], backend=st["backend"], conf=st["conf"], iou=st["iou"],
-                        max_det=st["max_det"], workers=workers, skip_bad=skip_bad, progress=progress,
-                        device=device, predict_cfg=predict_cfg)
+    if st["preprocess"] == "mmdet":  # MMDetection's own pipeline: one image per step, model.predict
+        from .mmdet_run import run_mmdet
+
+        plan = shard_plan(plan_batches(ds.images, "resize", 1, 1, 1, False), shard)
+        run = run_mmdet(model, ds.images, plan, workers=workers, skip_bad=skip_bad, progress=progress,
+                        predict_cfg=predict_cfg)
+    else:
+        plan = shard_plan(plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"],
+                                       st["rect"]), shard)
+        run = run_inference(model, ds.images, plan, mode=st["preprocess"], post=st["postprocess"],
+                            imgsz=st["imgsz"], backend=st["backend"], conf=st["conf"], iou=st["iou"],
+                            max_det=st["max_det"], workers=workers, skip_bad=skip_bad, progress=progress,
+                            device=device, predict_cfg=predict_cfg)
     info = _model_info(model)
     if shard is not None:
         part = _shard.make_partial(shard, st, info, ds, plan, run)

@@ -51,6 +51,10 @@ def _export_module(model, mode: str, conf: float, iou: float, max_det: int):
 
     from .nms_graph import NMSWrapper
 
+    if getattr(model, "two_stage", False):  # R-CNN: proposals, RoiAlign and both NMS in the graph
+        from .two_stage import TwoStageNMS
+
+        return TwoStageNMS(model)
     if mode == "nms":
         return NMSWrapper(model, conf, iou, max_det)
 
@@ -271,6 +275,14 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
 
     imgsz = _check_args(model, imgsz, batch, nms, raw, conf, iou, max_det, opset)
     mode = "nms" if nms else "raw" if raw else "default"
+    nms_args = {"conf": conf, "iou": iou, "max_det": max_det, "class_aware": True} if nms else None
+    if getattr(model, "two_stage", False):  # always the test_cfg post-processing (the only exact output)
+        if opset < 16:
+            raise UsageError(f"two-stage models need opset >= 16 (RoiAlign half_pixel), got {opset}")
+        if dynamic or raw:
+            raise UsageError("two-stage models export with static shapes and their NMS outputs only "
+                             "(no --dynamic, no --raw)")
+        mode, nms_args = "nms", {"test_cfg": model.test_cfg}
     try:
         m = cpu_copy(model).eval()  # traced on the CPU whatever the model's device; the user's model stays as is
         m.fuse()
@@ -307,7 +319,6 @@ def build_onnx(model, *, imgsz=None, batch: int = 1, dynamic: bool = False, nms:
     except Exception as e:  # tracing/exporter failures come in many types
         raise ExportError(f"export of {getattr(model, 'family', '?')} model failed while tracing "
                           f"({mode} mode, {imgsz[0]}x{imgsz[1]}, opset {opset}): {type(e).__name__}: {e}") from e
-    nms_args = {"conf": conf, "iou": iou, "max_det": max_det, "class_aware": True} if nms else None
     props = metadata_props(model, mode=mode, imgsz=imgsz, dynamic=dynamic, half=half, nms_args=nms_args)
     del proto.metadata_props[:]
     for k, v in props.items():

@@ -15,7 +15,7 @@ def batched_nms(boxes, scores, labels, nms_cfg, return_scores: bool = False):
     """mmcv ``batched_nms`` on torch (N, 4) xyxy ``boxes``, (N,) ``scores`` and ``labels``.
 
     Class-aware through a per-class coordinate offset of (max coordinate + 1), unless
-    ``class_agnostic``; then ``nms_cfg['type']`` ``nms``: greedy :func:`~zooport.postprocess.core.nms`
+    ``class_agnostic`` (from ``split_thr``, 10000, candidates on: one NMS per class, as mmcv); then ``nms_cfg['type']`` ``nms``: greedy :func:`~zooport.postprocess.core.nms`
     with ``iou_threshold`` (IoU > threshold suppresses), or ``soft_nms``: mmcv's
     :func:`~zooport.postprocess.soft_nms.soft_nms` (``iou_threshold``, ``sigma``, ``min_score``,
     ``method``; scores decayed). Returns kept indices (int64 tensor), best first, and with
@@ -32,6 +32,17 @@ def batched_nms(boxes, scores, labels, nms_cfg, return_scores: bool = False):
     if boxes.numel() == 0:
         keep = torch.zeros(0, dtype=torch.int64)
         return (keep, scores[:0]) if return_scores else keep
+    thr = float(cfg.get("iou_threshold", 0.3 if t == "soft_nms" else 0.5))
+    if t == "nms" and not cfg.get("class_agnostic", False) and boxes.shape[0] >= int(cfg.get("split_thr", 10000)):
+        # mmcv's split path: one NMS per class on the unshifted boxes (large offsets would cost float32
+        # precision), the survivors sorted by score
+        kept = torch.zeros(boxes.shape[0], dtype=torch.bool)
+        for c in torch.unique(labels):
+            inds = torch.nonzero(labels == c).squeeze(1)
+            kept[inds[nms(boxes[inds], scores[inds], thr)]] = True
+        keep = torch.nonzero(kept).squeeze(1)
+        keep = keep[torch.sort(scores[keep], descending=True, stable=True).indices]
+        return (keep, scores[keep]) if return_scores else keep
     if cfg.pop("class_agnostic", False):
         b = boxes
     else:
@@ -39,10 +50,10 @@ def batched_nms(boxes, scores, labels, nms_cfg, return_scores: bool = False):
     if t == "soft_nms":
         from .soft_nms import soft_nms
 
-        keep, decayed = soft_nms(b, scores, float(cfg.get("iou_threshold", 0.3)), float(cfg.get("sigma", 0.5)),
+        keep, decayed = soft_nms(b, scores, thr, float(cfg.get("sigma", 0.5)),
                                  float(cfg.get("min_score", 1e-3)), cfg.get("method", "linear"))
         return (keep, decayed) if return_scores else keep
-    keep = nms(b, scores, float(cfg.get("iou_threshold", 0.5)))
+    keep = nms(b, scores, thr)
     return (keep, scores[keep]) if return_scores else keep
 
 
@@ -69,6 +80,9 @@ def test_cfg_overrides(test_cfg: dict, conf=None, iou=None, max_det=None) -> dic
     import copy
 
     cfg = copy.deepcopy(dict(test_cfg or {}))
+    if "rcnn" in cfg:  # a two-stage model: the overrides are its R-CNN stage's (the final detections)
+        cfg["rcnn"] = test_cfg_overrides(cfg["rcnn"], conf, iou, max_det)
+        return cfg
     if conf is not None:
         cfg["score_thr"] = float(conf)
     if iou is not None:

@@ -64,7 +64,7 @@ def _build(entry: ZooEntry, weights, progress):
         from .cache import fetch
 
         path = fetch(spec, progress=progress)
-        sha = spec.sha256
+        sha = None if spec.sha256_is_prefix else spec.sha256  # a prefix: the loader records the full hash
     if entry.format == "darknet":
         from ..converters.darknet import load_darknet
 
@@ -73,6 +73,10 @@ def _build(entry: ZooEntry, weights, progress):
         from ..converters.yolov5 import load_yolov5
 
         model = load_yolov5(path)
+    elif entry.format == "mmdet":
+        from ..converters.mmdet import load_mmdet
+
+        model = load_mmdet(path)  # config from the checkpoint's meta
     else:  # pragma: no cover - the manifest schema allows only the formats above
         raise ManifestError(f"zoo model {entry.name}: unknown format {entry.format!r}")
     if model.num_classes != entry.num_classes:

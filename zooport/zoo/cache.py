@@ -108,7 +108,7 @@ def check_cached(path: Path, spec: FileSpec, verify_hash: bool = False) -> bool:
         _remove(path)
         return False
     if verify_hash or spec.bytes is None:
-        if sha256_file(path) != spec.sha256:
+        if not spec.matches(sha256_file(path)):
             _remove(path)
             return False
     return True
@@ -194,10 +194,11 @@ def _download(spec: FileSpec, url: str, dest: Path, progress, retries: int, back
         raise IntegrityError(f"{spec.filename} from {url}: got {size} bytes, the manifest expects {spec.bytes}; "
                              "the file was removed")
     digest = sha256_file(part)
-    if digest != spec.sha256:
+    if not spec.matches(digest):
         _remove(part)
+        what = "sha256 prefix" if spec.sha256_is_prefix else "sha256"
         raise IntegrityError(f"{spec.filename} from {url}: sha256 {digest} does not match the manifest's "
-                             f"{spec.sha256}; the file was removed")
+                             f"{what} {spec.sha256}; the file was removed")
     os.chmod(part, new_file_mode())  # what the umask gives a new file now, even if an older run began the .part
     os.replace(part, dest)
 

@@ -8,15 +8,19 @@ Schema (version 1), per entry of ``models``::
 
     name: ARCH.TAG            # unique, e.g. yolov4.darknet_coco
     aliases: [ARCH, ...]      # unique across names and aliases
-    format: darknet | yolov5
+    format: darknet | yolov5 | mmdet   # mmdet: the config comes from the checkpoint's meta
     cfg: FILE.cfg             # darknet only: a cfg bundled in zooport/cfgs/darknet/
     arch: yolov5n             # yolov5 only: the bundled architecture (zooport.create_yolov5)
     files: [{filename, url (https), bytes (int > 0, or null when unknown), sha256 (64 hex)}]
+                              # or, instead of sha256, sha256_prefix: 8-63 hex (MMDetection encodes the first
+                              # 8 hex digits in its file names). A prefix is WEAKER than a full hash: it only
+                              # guards against corrupt or wrong files, not a deliberate collision; replace it by
+                              # the full sha256 (which zooport records in model.source) after a verified download.
     num_classes: int
     names: KEY                # a key of the top-level names_files table
     input_size: [h, w]
     stride: [int, ...]        # output strides, in the model's head order
-    preprocessing: {mode: resize|letterbox, pad_value, color: rgb, scale}
+    preprocessing: {mode: resize|letterbox|mmdet, pad_value, color: rgb, scale, ...}
     metrics: {dataset: {AP|AP50|AP75|mAP_voc07|mAP_voc10: fraction in [0, 1], img_size: int, note: str}}
     license: KEY              # a key of the top-level licenses table
     source: https URL         # the publisher's page
@@ -35,10 +39,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = PACKAGE_DIR / "zoo_manifest.yaml"
 DARKNET_CFG_DIR = PACKAGE_DIR / "cfgs" / "darknet"
 
-FORMATS = ("darknet", "yolov5")
+FORMATS = ("darknet", "yolov5", "mmdet")
 METRIC_KEYS = ("AP", "AP50", "AP75", "mAP_voc07", "mAP_voc10")
 METRIC_INFO_KEYS = ("img_size", "note")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_PREFIX = re.compile(r"^[0-9a-f]{8,63}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _ENTRY_KEYS_REQUIRED = ("name", "aliases", "format", "files", "num_classes", "names", "input_size", "stride",
                         "preprocessing", "metrics", "license", "source")
@@ -53,6 +58,11 @@ class FileSpec:
     url: str
     bytes: int | None  # None: size not known, the sha256 is checked on every use instead
     sha256: str
+    sha256_is_prefix: bool = False  # sha256 holds only the leading hex digits (see the module doc)
+
+    def matches(self, digest: str) -> bool:
+        """Whether a file's full sha256 ``digest`` is this file's (equal, or starting with the prefix)."""
+        return digest.startswith(self.sha256) if self.sha256_is_prefix else digest == self.sha256
 
 
 @dataclass(frozen=True)
@@ -209,18 +219,21 @@ def _validate(data, path: Path) -> list[ZooEntry]:
         specs = []
         for j, fs in enumerate(files):
             fw = f"{where}.files[{j}]"
-            if not isinstance(fs, dict) or set(fs) != {"filename", "url", "bytes", "sha256"}:
-                fail(fw, "expected exactly the keys filename, url, bytes, sha256")
-            fn, url, nb, sha = fs["filename"], fs["url"], fs["bytes"], fs["sha256"]
+            prefix = isinstance(fs, dict) and "sha256_prefix" in fs
+            if not isinstance(fs, dict) or set(fs) != {"filename", "url", "bytes", "sha256_prefix" if prefix else "sha256"}:
+                fail(fw, "expected exactly the keys filename, url, bytes, sha256 (or sha256_prefix)")
+            fn, url, nb, sha = fs["filename"], fs["url"], fs["bytes"], fs["sha256_prefix" if prefix else "sha256"]
             if not isinstance(fn, str) or not fn or "/" in fn or "\\" in fn or fn.startswith("."):
                 fail(fw + ".filename", f"expected a plain file name, got {fn!r}")
             if not isinstance(url, str) or not url.startswith("https://") or not url.endswith("/" + fn):
                 fail(fw + ".url", f"expected an https URL ending in /{fn}, got {url!r}")
             if nb is not None and (not isinstance(nb, int) or isinstance(nb, bool) or nb <= 0):
                 fail(fw + ".bytes", f"expected a positive int (or null when unknown), got {nb!r}")
-            if not isinstance(sha, str) or not _SHA256.match(sha):
+            if prefix and (not isinstance(sha, str) or not _SHA256_PREFIX.match(sha)):
+                fail(fw + ".sha256_prefix", f"expected 8 to 63 lower-case hex digits, got {sha!r}")
+            if not prefix and (not isinstance(sha, str) or not _SHA256.match(sha)):
                 fail(fw + ".sha256", f"expected the full sha256 as 64 lower-case hex digits, got {sha!r}")
-            specs.append(FileSpec(fn, url, nb, sha))
+            specs.append(FileSpec(fn, url, nb, sha, prefix))
         nc = raw["num_classes"]
         if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
             fail(where + ".num_classes", f"expected a positive int, got {nc!r}")
@@ -236,10 +249,10 @@ def _validate(data, path: Path) -> list[ZooEntry]:
         if not (isinstance(stride, list) and stride and all(isinstance(v, int) and v > 0 for v in stride)):
             fail(where + ".stride", f"expected a list of positive ints, got {stride!r}")
         pre = raw["preprocessing"]
-        if not isinstance(pre, dict) or pre.get("mode") not in ("resize", "letterbox") \
+        if not isinstance(pre, dict) or pre.get("mode") not in ("resize", "letterbox", "mmdet") \
                 or pre.get("color") not in ("rgb", "bgr") or not isinstance(pre.get("scale"), float) \
                 or not isinstance(pre.get("pad_value"), (int, float)):
-            fail(where + ".preprocessing", "expected {mode: resize|letterbox, pad_value: number, color: rgb|bgr, "
+            fail(where + ".preprocessing", "expected {mode: resize|letterbox|mmdet, pad_value: number, color: rgb|bgr, "
                  f"scale: float}}, got {pre!r}")
         _check_metrics(raw["metrics"], where + ".metrics", fail)
         if raw["license"] not in licenses:

@@ -1,4 +1,5 @@
-"""Native definitions of MMDetection one-stage detectors (no mmcv / mmdet needed).
+"""Native definitions of MMDetection detectors (no mmcv / mmdet needed): one-stage here, the R-CNN family
+(``FasterRCNN``, ``CascadeRCNN``) in :mod:`.two_stage` (same ``"mmdet"`` family; ``from_native`` dispatches).
 
 :class:`MMDetModel` is built from an MMDetection *model* config dict (the
 ``model = dict(...)`` of a config file: ``type``, ``backbone``, ``neck``,
@@ -74,7 +75,9 @@ class MMDetModel(Detector):
     def __init__(self, model_cfg: dict, *, names=None, input_size=(640, 640), preprocess=None, source=None):
         t = model_cfg.get("type")
         if t not in DETECTORS:
-            raise ConfigError(f"model: unknown detector type {t!r}; supported: {sorted(DETECTORS)}")
+            from .two_stage import TWO_STAGE
+
+            raise ConfigError(f"model: unknown detector type {t!r}; supported: {sorted(DETECTORS | TWO_STAGE)}")
         head_cfg = dict(model_cfg.get("bbox_head") or {})
         test_cfg = copy.deepcopy(model_cfg.get("test_cfg") or head_cfg.get("test_cfg") or {})
         head_cfg["test_cfg"] = test_cfg
@@ -106,11 +109,16 @@ class MMDetModel(Detector):
         return decode(self.bbox_head, self.raw(x), (x.shape[2], x.shape[3]))
 
     @torch.no_grad()
-    def predict(self, x, cfg: dict | None = None):
-        """MMDetection post-processing of ``raw(x)``: list of (n, 6) x1, y1, x2, y2, score, label."""
+    def predict(self, x, cfg: dict | None = None, *, img_hw=None, scale_factor=None):
+        """MMDetection post-processing of ``raw(x)``: list of (n, 6) x1, y1, x2, y2, score, label.
+
+        ``img_hw``: the resized image's (h, w) inside a padded ``x`` (boxes are clipped to it; default
+        the input size); ``scale_factor`` (w, h): MMDetection's ``rescale=True`` (boxes divided by it
+        before NMS, i.e. in original-image pixels)."""
         from .predict import predict
 
-        return predict(self.bbox_head, self.raw(x), (x.shape[2], x.shape[3]), cfg or self.test_cfg)
+        hw = (x.shape[2], x.shape[3]) if img_hw is None else (int(img_hw[0]), int(img_hw[1]))
+        return predict(self.bbox_head, self.raw(x), hw, cfg or self.test_cfg, scale_factor)
 
     def fuse(self):
         fuse_modules(self)
@@ -121,27 +129,43 @@ class MMDetModel(Detector):
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict):
-        return cls(arch["model"], names=meta.get("names"), input_size=meta.get("input_size", (640, 640)),
-                   preprocess=meta.get("preprocess"), source=meta.get("source"))
+        from .two_stage import TWO_STAGE, TwoStageDetector
+
+        if (arch.get("model") or {}).get("type") in TWO_STAGE:  # one "mmdet" family, two model classes
+            return TwoStageDetector.from_native(arch, meta)
+        return cls(arch["model"], **native_kwargs(meta, (640, 640)))
 
 
-def _preprocess(model_cfg: dict) -> dict:
-    """How to feed an image scaled to [0, 1] the way MMDetection's data preprocessor feeds the model.
+def native_kwargs(meta: dict, default_size) -> dict:
+    """Constructor keywords from a native checkpoint's ``meta`` (shared by the one- and two-stage classes)."""
+    return {"names": meta.get("names"), "input_size": meta.get("input_size", default_size),
+            "preprocess": meta.get("preprocess"), "source": meta.get("source")}
 
-    MMDetection normalises 0..255 pixels: (pixel - mean) / std, channels swapped to RGB only when
-    ``bgr_to_rgb`` (images load as BGR). In [0, 1] units that is (x - mean/255) / (std/255), which is
-    what ``mean``/``std`` hold here (no mean/std, as in YOLOX: the model sees raw 0..255 pixels, i.e.
-    std = 1/255). ``color`` is the channel order the model expects ("bgr" when MMDetection does not
-    swap). The raw pixel-unit values are kept as ``mmdet_mean`` / ``mmdet_std``.
+
+def _preprocess(model_cfg: dict, resize=None) -> dict:
+    """The ``mmdet`` preprocessing mode: how MMDetection's test pipeline and data preprocessor feed images.
+
+    ``resize_scale`` (w, h) and ``keep_ratio``: the test pipeline's ``Resize`` (``resize`` = ((w, h),
+    keep_ratio) from the config; default: (1333, 800) for R-CNN models, else the detector's usual input
+    size, keep-ratio); ``mmdet_mean`` / ``mmdet_std`` in pixel units, ``bgr_to_rgb`` and
+    ``pad_size_divisor``: the ``data_preprocessor`` (images load as BGR). See
+    :func:`zooport.eval.preprocess.preprocess_mmdet`.
+
+    The same normalisation is also given for images scaled to [0, 1] (``scale``, ``mean``, ``std``,
+    ``color``: (x - mean/255) / (std/255), channels swapped to RGB only when ``bgr_to_rgb``), which is
+    what the ``resize`` mode uses.
     """
     dp = model_cfg.get("data_preprocessor") or {}
     mean = [float(v) for v in (dp.get("mean") or (0.0, 0.0, 0.0))]
     std = [float(v) for v in (dp.get("std") or (1.0, 1.0, 1.0))]
-    pre = {"mode": "resize", "pad_value": 0, "color": "rgb" if dp.get("bgr_to_rgb") else "bgr",
+    if resize is None:
+        default = {"YOLOX": (640, 640), "YOLOV3": (608, 608)}.get(model_cfg.get("type"), (1333, 800))
+        resize = (default, True)
+    pre = {"mode": "mmdet", "pad_value": 0, "color": "rgb" if dp.get("bgr_to_rgb") else "bgr",
            "scale": 1.0 / 255.0, "mean": [m / 255.0 for m in mean], "std": [s / 255.0 for s in std],
-           "mmdet_mean": mean, "mmdet_std": std}
-    if dp.get("pad_size_divisor"):
-        pre["pad_size_divisor"] = int(dp["pad_size_divisor"])
+           "mmdet_mean": mean, "mmdet_std": std, "bgr_to_rgb": bool(dp.get("bgr_to_rgb", False)),
+           "resize_scale": [int(v) for v in resize[0]], "keep_ratio": bool(resize[1]),
+           "pad_size_divisor": int(dp.get("pad_size_divisor") or 1)}
     return pre
 
 

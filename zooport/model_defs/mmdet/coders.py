@@ -24,17 +24,23 @@ def _clip(boxes, max_shape):
 
 
 def delta_xywh_decode(rois, deltas, means=(0.0, 0.0, 0.0, 0.0), stds=(1.0, 1.0, 1.0, 1.0), max_shape=None,
-                      wh_ratio_clip=WH_RATIO_CLIP):
+                      wh_ratio_clip=WH_RATIO_CLIP, add_ctr_clamp=False, ctr_clamp=32.0):
     """DeltaXYWHBBoxCoder.decode (mmdet 3.x ``delta2bbox``): centre shift by pwh * dxy, size pwh * exp(dwh)
-    with dwh clamped to +-|log(16/1000)|."""
+    with dwh clamped to +-|log(16/1000)|; with ``add_ctr_clamp`` the shift pwh * dxy is clamped to
+    +-``ctr_clamp`` pixels and dwh only from above."""
     means_t = deltas.new_tensor(list(means))
     stds_t = deltas.new_tensor(list(stds))
     d = deltas * stds_t + means_t
     dxy, dwh = d[..., :2], d[..., 2:]
     pxy = (rois[..., :2] + rois[..., 2:]) * 0.5
     pwh = rois[..., 2:] - rois[..., :2]
-    dwh = dwh.clamp(min=-wh_ratio_clip, max=wh_ratio_clip)
-    gxy = pxy + pwh * dxy
+    shift = pwh * dxy
+    if add_ctr_clamp:
+        shift = shift.clamp(min=-ctr_clamp, max=ctr_clamp)
+        dwh = dwh.clamp(max=wh_ratio_clip)
+    else:
+        dwh = dwh.clamp(min=-wh_ratio_clip, max=wh_ratio_clip)
+    gxy = pxy + shift
     gwh = pwh * dwh.exp()
     return _clip(torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], -1), max_shape)
 
@@ -109,3 +115,31 @@ def bucket_decode(proposals, cls_preds, offset_preds, num_buckets: int, scale_fa
         y1, y2 = torch.minimum(y1.clamp(min=0), h1), torch.minimum(y2.clamp(min=0), h1)
     conf = top[:, 0] + top[:, 1] * ((label[:, 0] - label[:, 1]).abs() == 1).to(top.dtype)
     return torch.stack([x1, y1, x2, y2], -1), conf.reshape(n, 4).mean(1)
+
+
+def delta_coder(cfg, where: str) -> dict:
+    """A ``DeltaXYWHBBoxCoder`` config -> the keyword arguments of :func:`delta_xywh_decode` plus
+    ``clip_border`` (``max_shape`` is given per call and ignored when ``clip_border`` is False)."""
+    from ...errors import ConfigError
+
+    cfg = dict(cfg or {"type": "DeltaXYWHBBoxCoder"})
+    if cfg.get("type") != "DeltaXYWHBBoxCoder":
+        raise ConfigError(f"{where}: bbox_coder {cfg.get('type')!r} not supported here (only DeltaXYWHBBoxCoder)")
+    return {"means": tuple(float(v) for v in cfg.get("target_means", (0.0, 0.0, 0.0, 0.0))),
+            "stds": tuple(float(v) for v in cfg.get("target_stds", (1.0, 1.0, 1.0, 1.0))),
+            "clip_border": bool(cfg.get("clip_border", True)),
+            "add_ctr_clamp": bool(cfg.get("add_ctr_clamp", False)), "ctr_clamp": float(cfg.get("ctr_clamp", 32))}
+
+
+def decode_with(coder: dict, rois, deltas, max_shape=None):
+    """:func:`delta_xywh_decode` with a :func:`delta_coder` dict."""
+    return delta_xywh_decode(rois, deltas, coder["means"], coder["stds"], max_shape if coder["clip_border"] else None,
+                             add_ctr_clamp=coder["add_ctr_clamp"], ctr_clamp=coder["ctr_clamp"])
+
+
+def rescale_boxes(boxes, scale_factor):
+    """MMDetection's ``scale_boxes(boxes, [1 / s for s in scale_factor])``: (..., 4k) boxes times 1/(w, h)."""
+    if scale_factor is None:
+        return boxes
+    inv = boxes.new_tensor([1.0 / float(scale_factor[0]), 1.0 / float(scale_factor[1])])
+    return boxes * inv.repeat(boxes.shape[-1] // 2)

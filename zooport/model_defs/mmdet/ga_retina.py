@@ -108,5 +108,7 @@ class GARetinaHead(_Stacked):
             scores.append(s)
         if not boxes:
             return groups[0][0].new_zeros((0, 6))
-        return multiclass_nms(torch.cat(boxes), torch.cat(scores), float(cfg.get("score_thr", 0)), cfg.get("nms"),
+        scores = torch.cat(scores)
+        scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], 1)  # MMDetection's dummy background
+        return multiclass_nms(torch.cat(boxes), scores, float(cfg.get("score_thr", 0)), cfg.get("nms"),
                               int(cfg.get("max_per_img", -1)))

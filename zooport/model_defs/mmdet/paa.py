@@ -56,7 +56,9 @@ class PAAHead(ATSSHead):
         boxes, facs = torch.cat(boxes), torch.cat(facs)
         nms_scores = (torch.cat(scores) * facs[:, None]).sqrt()
         thr = float(cfg.get("score_thr", 0))
-        dets = multiclass_nms(boxes, nms_scores, thr, cfg.get("nms"), int(cfg.get("max_per_img", -1)))
+        bg = nms_scores.new_zeros(nms_scores.shape[0], 1)  # MMDetection's dummy background column
+        dets = multiclass_nms(boxes, torch.cat([nms_scores, bg], 1), thr, cfg.get("nms"),
+                              int(cfg.get("max_per_img", -1)))
         if self.score_voting and len(dets):
             dets = _score_voting(dets, boxes, nms_scores, thr)
         return dets

@@ -20,7 +20,7 @@ import torch
 from ...errors import ConfigError
 from ...postprocess.mmdet import batched_nms  # mmcv batched_nms (NMS or soft-NMS): the one place
 from . import anchors as A
-from .coders import _clip, delta_xywh_decode, distance_decode, integral, yolo_decode, yolox_decode
+from .coders import _clip, delta_xywh_decode, distance_decode, integral, rescale_boxes, yolo_decode, yolox_decode
 
 
 def _flat(t, k):
@@ -119,26 +119,36 @@ def filter_scores_and_topk(scores, score_thr, topk):
     return vals[order], labels, rows
 
 
-def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1):
-    """mmdet's ``multiclass_nms`` for class-shared boxes: (M, 4) boxes, (M, C) scores (no background
-    column) -> (n, 6) x1, y1, x2, y2, score, label. Every (box, class) pair with score > ``score_thr``
-    is a candidate (row-major: box, then class), class-aware NMS, best ``max_num``."""
-    nc = scores.shape[1]
-    b = bboxes[:, None, :].expand(-1, nc, 4).reshape(-1, 4)
-    labels = torch.arange(nc).view(1, -1).expand_as(scores).reshape(-1)
-    s = scores.reshape(-1)
-    ok = torch.nonzero(s > score_thr).squeeze(1)
-    b, s, labels = b[ok], s[ok], labels[ok]
+def multiclass_nms(bboxes, scores, score_thr, nms_cfg, max_num=-1, score_factors=None):
+    """MMDetection's ``multiclass_nms``: ``bboxes`` (N, nc*4) class-specific or (N, 4) shared, ``scores``
+    (N, nc + 1) with background last -> (n, 6) x1, y1, x2, y2, score, label. Candidates are the
+    (box, class) pairs, row-major, with score > ``score_thr`` (tested before multiplying
+    ``score_factors``), then :func:`batched_nms` and the best ``max_num``."""
+    n, nc = scores.shape[0], scores.shape[1] - 1
+    if n == 0:
+        return bboxes.new_zeros((0, 6))
+    b = bboxes.reshape(n, -1, 4)
+    b = b.expand(n, nc, 4) if b.shape[1] == 1 else b
+    b = b.reshape(-1, 4)
+    s = scores[:, :-1].reshape(-1)
+    labels = torch.arange(nc).expand(n, nc).reshape(-1)
+    ok = s > score_thr
+    if score_factors is not None:
+        s = s * score_factors[:, None].expand(n, nc).reshape(-1)
+    inds = torch.nonzero(ok).squeeze(1)
+    b, s, labels = b[inds], s[inds], labels[inds]
     if b.numel() == 0:
         return bboxes.new_zeros((0, 6))
     keep = batched_nms(b, s, labels, nms_cfg)
-    if max_num > 0:
+    if max_num is not None and max_num > 0:
         keep = keep[:max_num]
-    return torch.cat([b[keep], s[keep, None], labels[keep, None].to(b.dtype)], 1)
+    return torch.cat([b[keep], s[keep][:, None], labels[keep][:, None].to(b.dtype)], 1)
 
 
 def _post(bboxes, scores, labels, cfg, factors=None, max_per_img=True, min_size=True):
-    """BaseDenseHead._bbox_post_process (with_nms=True, rescale=False)."""
+    """BaseDenseHead._bbox_post_process (with_nms=True); ``rescale=True`` when ``cfg`` carries a
+    ``_scale_factor`` (w, h): boxes divided by it first, before the size filter and NMS."""
+    bboxes = rescale_boxes(bboxes, cfg.get("_scale_factor"))
     if factors is not None:
         scores = scores * factors
     if min_size and cfg.get("min_bbox_size", -1) >= 0:
@@ -163,8 +173,9 @@ def _image(t, b):
 
 
 @torch.no_grad()
-def predict(head, groups, img_hw, cfg):
+def predict(head, groups, img_hw, cfg, scale_factor=None):
     cfg = dict(cfg or {})
+    cfg["_scale_factor"] = scale_factor
     out = []
     bsz = groups[0][0].shape[0]
     for b in range(bsz):
