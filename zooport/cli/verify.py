@@ -45,14 +45,15 @@ def register(sub) -> None:
     r.add_argument("--imgsz", type=int, help="input size (letterbox: long side; resize: square net size)")
     r.add_argument("--batch", type=int, default=16, help="batch size (default 16; shapes rectangular batches)")
     r.add_argument("--workers", type=int, default=2, help="image loading threads (default 2)")
-<<<<<<< HEAD
     r.add_argument("--conf", type=float, help="score threshold (default: YOLOv5 0.001, Ultralytics 0.001, "
                    "Darknet 0.001, MMDetection its test_cfg score_thr)")
     r.add_argument("--iou", type=float, help="NMS IoU threshold (default: YOLOv5 0.65, Ultralytics YOLOv8/11 0.7, "
                    "Darknet 0.6, MMDetection its test_cfg)")
     r.add_argument("--max-det", type=int, help="max detections per image (default: YOLOv5 300, Darknet none, "
                    "MMDetection its test_cfg max_per_img)")
-    r.add_argument("--preprocess", choices=["letterbox", "resize"], help="letterbox (YOLOv5) or resize (Darknet)")
+    r.add_argument("--preprocess", choices=["letterbox", "resize", "mmdet"],
+                   help="letterbox (YOLOv5), resize (Darknet) or mmdet (MMDetection's pipeline; default for "
+                   "MMDetection models)")
     r.add_argument("--postprocess", choices=["yolov5", "darknet", "mmdet"], help="post-processing flavour "
                    "(default by family: Darknet detector valid, MMDetection test_cfg, else YOLOv5 val.py)")
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
@@ -63,15 +64,6 @@ def register(sub) -> None:
     from .model_args import add_random_weights
 
     add_random_weights(p)
-=======
-    r.add_argument("--conf", type=float, help="score threshold (default 0.001 YOLOv5 NMS, 0.005 Darknet)")
-    r.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.65 YOLOv5 NMS, 0.45 Darknet)")
-    r.add_argument("--max-det", type=int, default=300, help="max detections per image, YOLOv5 NMS (300)")
-    r.add_argument("--preprocess", choices=["letterbox", "resize", "mmdet"],
-                   help="letterbox (YOLOv5), resize (Darknet) or mmdet (MMDetection pipeline + test_cfg)")
-    r.add_argument("--postprocess", choices=["yolov5", "darknet"], help="NMS flavour (default by family)")
-    r.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference backend")
->>>>>>> i14
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="OUT", help="write the result (or the shard partial) as JSON, atomically")
     o.add_argument("--expect", metavar="NAME", help="compare with the zoo manifest's metric for model NAME")
