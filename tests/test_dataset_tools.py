@@ -52,7 +52,7 @@ def test_browse_draws_and_skips_bad(tmp_path, capsys):
     import cv2
 
     from zooport.datasets.browse import CROWD_COLOR
-    from zooport.predict.draw import class_color
+    from zooport.inference.draw import class_color
 
     img = _dataset(tmp_path)
     rc = main(["dataset", "browse", "--coco", str(img), "--ann", str(tmp_path / "ann.json"), "-o", str(tmp_path / "br")])

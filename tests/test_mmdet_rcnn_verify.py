@@ -74,9 +74,9 @@ def test_two_stage_needs_mmdet_mode(rcnn_ckpt):
 
     model = load_model(str(rcnn_ckpt))
     with pytest.raises(UsageError, match="mmdet"):
-        _settings(model, "letterbox", None, None, 1, None, None, 300, "torch", None, True)
-    with pytest.raises(UsageError, match="onnxruntime"):
-        _settings(model, None, None, None, 1, None, None, 300, "onnxruntime", None, True)
-    st = _settings(model, None, None, None, 1, None, None, 300, "torch", None, True)
+        _settings(model, "letterbox", None, None, 1, None, None, 300, "torch", None, True, None)
+    with pytest.raises(UsageError, match="backend 'torch'"):  # test_cfg is not in the ONNX graph
+        _settings(model, None, None, None, 1, None, None, 300, "onnxruntime", None, True, None)
+    st = _settings(model, None, None, None, 1, None, None, 300, "torch", None, True, None)
     assert st["preprocess"] == "mmdet" and st["postprocess"] == "mmdet"
-    assert np.isfinite(st["iou"])
+    assert st["iou"] is None and st["conf"] is None  # None: the model's own test_cfg values

@@ -68,7 +68,7 @@ def test_yolov3_tiny_bus_matches_golden():
 
 @pytest.mark.slow
 def test_onnxruntime_backend_equals_torch():
-    from zooport.predict.api import Predictor, as_image
+    from zooport.inference.api import Predictor, as_image
 
     img, path = as_image(asset("zoo/images/bus.jpg"))
     runs = {}
@@ -181,7 +181,7 @@ def test_python_api_array_draw_and_json(tiny_model):
 
 
 def test_detections_formats_by_hand():
-    from zooport.predict.detections import Detections
+    from zooport.inference.detections import Detections
 
     d = Detections.from_array([[10, 20, 50, 60, 0.9, 2]], ["a", "b", "c"], image="x.jpg", shape=(100, 200))
     assert d.to_json() == {"image": "x.jpg", "detections": [{"box": [10.0, 20.0, 50.0, 60.0], "score": 0.9,
@@ -190,7 +190,7 @@ def test_detections_formats_by_hand():
 
 
 def test_class_colours_stable_and_distinct():
-    from zooport.predict.draw import class_color
+    from zooport.inference.draw import class_color
 
     cols = [class_color(k) for k in range(80)]
     assert cols == [class_color(k) for k in range(80)]
@@ -210,7 +210,7 @@ def test_letterbox_auto_minimal_rectangle():
 
 def test_import_zooport_stays_light():
     code = ("import sys, zooport; zooport.__dict__.get('x'); "
-            "import zooport.predict, zooport.cli.predict; "
+            "import zooport.inference, zooport.cli.predict; "
             "bad=[m for m in ('torch','cv2','matplotlib') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -237,7 +237,7 @@ def test_mmdet_keep_ratio_pipeline_runs():
     original pixels (the golden FCOS has random weights, so only the geometry is checked)."""
     import zooport
     from zooport.converters.mmdet import load_mmdet
-    from zooport.predict.api import Predictor
+    from zooport.inference.api import Predictor
 
     f = asset("golden/mmdet/fcos_r18s_fpn")
     m = load_mmdet(f / "fcos_r18s_fpn.pth", f / "config.json")
@@ -250,3 +250,13 @@ def test_mmdet_keep_ratio_pipeline_runs():
     assert 0 < len(d) <= 50 and (d.scores >= 0.05).all() and (d.classes < 80).all()
     with pytest.raises(zooport.UsageError):
         Predictor(m, backend="onnxruntime")
+
+
+def test_api_functions_are_not_shadowed_by_subpackages():
+    """``zooport.predict`` / ``zooport.draw`` stay the functions after the implementation modules are imported
+    (a subpackage named ``predict`` would replace the attribute on import)."""
+    import zooport
+    import zooport.inference.api  # noqa: F401
+    import zooport.inference.draw  # noqa: F401
+
+    assert callable(zooport.predict) and callable(zooport.draw) and callable(zooport.verify)

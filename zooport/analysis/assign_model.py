@@ -48,7 +48,7 @@ def draw_assignment(img, gt, classes, positives, levels, names) -> np.ndarray:
     """One panel per level, side by side: GT boxes thick, positives thin (anchors) or dots (points)."""
     import cv2
 
-    from ..predict.draw import class_color, draw_boxes
+    from ..inference.draw import class_color, draw_boxes
     from .assign import level_anchors
 
     panels = []

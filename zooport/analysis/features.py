@@ -1,6 +1,6 @@
 """Feature maps of chosen layers as heat-map PNGs over the network input image.
 
-The image goes through :class:`zooport.predict.api.Predictor`'s preprocessing (the model family's own); a
+The image goes through :class:`zooport.inference.api.Predictor`'s preprocessing (the model family's own); a
 forward hook on each chosen layer (a row index of ``zooport analyze model``'s table) records its output; the
 heat map is the mean absolute activation over channels, min-max scaled, OpenCV's JET colour map, resized to
 the input and blended 50 % over it.
@@ -19,7 +19,7 @@ def feature_maps(model, image, layers, **predictor_kw) -> dict:
     input as a BGR uint8 image."""
     import torch
 
-    from ..predict.api import Predictor, as_image
+    from ..inference.api import Predictor, as_image
     from .flops import _groups
 
     pred = Predictor(model, **predictor_kw)
@@ -64,7 +64,7 @@ def heatmap(fm: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def write_feature_maps(maps: dict, out_dir) -> list:
-    from ..predict.outputs import write_image
+    from ..inference.outputs import write_image
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def _features(args) -> int:
 def _assign(args) -> int:
     from ..analysis.assign_model import assign_on_image
     from .model_args import load_for_structure
-    from ..predict.outputs import write_image
+    from ..inference.outputs import write_image
     from .analyze_more import load_coco_dict
 
     model = load_for_structure(args)
@@ -66,7 +66,7 @@ def _assign(args) -> int:
 
 def _loss(args) -> int:
     from ..analysis.losses import focal_curves, plot_focal
-    from ..predict.outputs import write_json
+    from ..inference.outputs import write_json
 
     c = focal_curves(args.alpha, args.gamma)
     plot_focal(args.output, c)

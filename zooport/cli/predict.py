@@ -74,8 +74,8 @@ def _run(args) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: output exists and is not a folder")
-    from ..predict.api import Predictor
-    from ..predict.run import run_sources
+    from ..inference.api import Predictor
+    from ..inference.run import run_sources
 
     imgsz = None if args.imgsz is None else (args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz)
     pred = Predictor(model, imgsz=imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det, classes=args.classes,

@@ -16,8 +16,8 @@ def browse(coco: dict, out_dir, *, ids=None, limit: int | None = None, progress:
     from tqdm import tqdm
 
     from ..eval.data import read_image
-    from ..predict.draw import class_color, draw_boxes
-    from ..predict.outputs import write_image
+    from ..inference.draw import class_color, draw_boxes
+    from ..inference.outputs import write_image
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

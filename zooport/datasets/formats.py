@@ -204,7 +204,7 @@ def voc_xml(im: dict, objs: list, folder: str) -> str:
 def read_yolo(src, names: list) -> dict:
     """``src/images/*`` with ``src/labels/<stem>.txt`` (a missing label file = no boxes)."""
     from ..eval.data import read_image
-    from ..predict.sources import IMAGE_EXTS
+    from ..inference.sources import IMAGE_EXTS
 
     src = Path(src)
     img_dir, lab_dir = src / "images", src / "labels"

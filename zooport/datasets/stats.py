@@ -76,7 +76,7 @@ def write_stats(st: dict, out_dir) -> list:
     """``stats.json`` (without the raw size lists), ``classes.png``, ``boxes.png`` (w, h, area, aspect ratio,
     scale histograms and a w-h scatter) and ``images.png`` (image sizes) in ``out_dir``; returns the paths."""
     from ..analysis.plotting import figure, save
-    from ..predict.outputs import write_json
+    from ..inference.outputs import write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,16 +24,21 @@ def _load(rec, pre):
     return x, info, im.shape[:2]
 
 
-def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, predict_cfg=None) -> dict:
+def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, predict_cfg=None,
+              device=None) -> dict:
     """Run the images of ``plan`` (batches of image indices) -> {"detections", "skipped", "timing", "speed"}.
 
-    ``predict_cfg``: the model's ``test_cfg`` with the verifier's overrides (None: its own)."""
+    ``predict_cfg``: the model's ``test_cfg`` with the verifier's overrides (None: its own). The model runs
+    as an eval-mode copy on ``device`` (default the CPU): the caller's model is not moved or modified."""
     import torch
     from tqdm import tqdm
 
     pre = dict(model.preprocess)
     t0 = time.perf_counter()
-    model = model.eval()
+    import copy
+
+    dev = torch.device(device or "cpu")
+    model = copy.deepcopy(model).eval().to(dev)
     order = [i for idx, _shape in plan.batches for i in idx]
     dets, skipped, t_infer = {}, [], 0.0
     bar = tqdm(total=len(order), desc="verify (torch, mmdet)", unit="img", disable=not progress, leave=False)
@@ -50,8 +55,8 @@ def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, 
                 continue
             t1 = time.perf_counter()
             with torch.inference_mode():
-                d = model.predict(torch.from_numpy(x[None]), cfg=predict_cfg, img_hw=info["img_shape"],
-                                  scale_factor=info["scale_factor"])[0]
+                d = model.predict(torch.from_numpy(x[None]).to(dev), cfg=predict_cfg, img_hw=info["img_shape"],
+                                  scale_factor=info["scale_factor"])[0].cpu()
             t_infer += time.perf_counter() - t1
             dets[rec.key] = d.float().numpy().astype(np.float32).reshape(-1, 6)
             bar.update(1)

@@ -180,7 +180,7 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
 
         plan = shard_plan(plan_batches(ds.images, "resize", 1, 1, 1, False), shard)
         run = run_mmdet(model, ds.images, plan, workers=workers, skip_bad=skip_bad, progress=progress,
-                        predict_cfg=predict_cfg)
+                        predict_cfg=predict_cfg, device=device)
     else:
         plan = shard_plan(plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"],
                                        st["rect"]), shard)

@@ -1,4 +1,4 @@
-"""The ``zooport predict`` loop: every source through a :class:`~zooport.predict.api.Predictor`, outputs written.
+"""The ``zooport predict`` loop: every source through a :class:`~zooport.inference.api.Predictor`, outputs written.
 
 An input that cannot be read (missing, not an image, broken video) is recorded in ``failed`` and skipped;
 everything else is still processed and written.

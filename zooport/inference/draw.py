@@ -55,7 +55,7 @@ def draw_boxes(image: np.ndarray, boxes, labels, colors, *, thickness: int | Non
 
 def draw(image: np.ndarray, detections, *, scores: bool = True) -> np.ndarray:
     """``zooport.draw``: a copy of ``image`` (H, W, 3 BGR uint8, as ``cv2.imread`` gives) with
-    :class:`~zooport.predict.detections.Detections` drawn: one colour per class, ``"name 0.87"`` labels."""
+    :class:`~zooport.inference.detections.Detections` drawn: one colour per class, ``"name 0.87"`` labels."""
     labels = [f"{detections.name(k)} {float(detections.scores[k]):.2f}" if scores else detections.name(k)
               for k in range(len(detections))]
     colors = [class_color(int(c)) for c in detections.classes]
