@@ -84,3 +84,8 @@ class WriteError(ZooportError):
     def __init__(self, message: str, path: str | os.PathLike | None = None):
         self.path = None if path is None else str(path)
         super().__init__(message if path is None else f"{path}: {message}")
+
+
+class ZooportWarning(UserWarning):
+    """Something zooport adjusted for the user (e.g. an image size rounded up to the model's stride). The
+    CLI prints it as one ``zooport: warning: ...`` line; Python callers get a normal warning."""

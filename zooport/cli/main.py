@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        rc = args.func(args)
+        with _zooport_warnings_as_lines():
+            rc = args.func(args)
     except ZooportError as e:
         close_bars()  # an error never shares a line with a progress bar
         print(f"zooport: error: {e}", file=sys.stderr)
@@ -69,6 +70,34 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return int(rc or 0)
+
+
+class _zooport_warnings_as_lines:
+    """While a verb runs, a :class:`~zooport.errors.ZooportWarning` is one ``zooport: warning: ...`` line (bars
+    cleared first); other warnings are shown as Python shows them."""
+
+    def __enter__(self):
+        import warnings
+
+        from ..errors import ZooportWarning
+        from ._args import warn
+
+        self._old = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ZooportWarning):
+                warn(str(message))
+            else:
+                self._old(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc):
+        import warnings
+
+        warnings.showwarning = self._old
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

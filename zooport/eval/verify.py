@@ -62,6 +62,21 @@ def _default_backend(model, post: str, device) -> str:
     return "torch"
 
 
+def _round_to_stride(imgsz, stride: int):
+    """``imgsz`` (int or [h, w]) rounded up to multiples of ``stride``, with a :class:`ZooportWarning`."""
+    import math
+    import warnings
+
+    from ..errors import ZooportWarning
+
+    vals = [imgsz] if np.isscalar(imgsz) else list(imgsz)
+    up = [int(math.ceil(v / stride) * stride) for v in vals]
+    if up != vals:
+        warnings.warn(ZooportWarning(f"imgsz {' '.join(map(str, vals))} is not a multiple of the model's max "
+                                     f"stride {stride}; using {' '.join(map(str, up))}"), stacklevel=3)
+    return up[0] if np.isscalar(imgsz) else up
+
+
 def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device):
     from ..postprocess import verify_postprocess
 
@@ -89,6 +104,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
         imgsz = [int(imgsz), int(imgsz)]
     imgsz = int(imgsz) if np.isscalar(imgsz) else [int(v) for v in imgsz]
     stride = max(getattr(model, "stride", None) or [32])
+    if mode != "mmdet":  # sizes the network cannot take are rounded up to its stride, as YOLOv5/Ultralytics do
+        imgsz = _round_to_stride(imgsz, int(stride))
     if batch is None:
         batch = 16
     if int(batch) < 1:
