@@ -87,3 +87,23 @@ def formula_checkpoint(folder: Path, out_dir: Path) -> Path:
     path = out_dir / f"{folder.name}.pth"
     torch.save({"meta": {"mmdet_version": "3.3.0"}, "state_dict": formula_state_dict(folder / "keys.tsv", seed)}, path)
     return path
+
+
+def read_index(folder: Path) -> tuple[dict, str]:
+    """(name -> (shape, path)) of the tensors listed in ``index.txt`` and its weights line."""
+    lines = (folder / "index.txt").read_text().splitlines()
+    out = {}
+    for line in lines[2:]:
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == "shape":
+            if "file" in parts:
+                i = parts.index("file")
+                shape = tuple(int(v) for v in parts[2:i])
+                rel = parts[i + 1]
+                root = folder.parents[1]  # golden/mmdet-more/NAME -> the shared folder's golden/
+                path = root.parent / rel
+            else:
+                shape = tuple(int(v) for v in parts[2:])
+                path = folder / f"{parts[0]}.f32"
+            out[parts[0]] = (shape, path)
+    return out, lines[1]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, asset, read_f32
-from mmdet_formula import read_index, write_checkpoint
+from helpers import assert_close, asset, formula_checkpoint, read_f32, read_index
 
 from test_mmdet_parity import match_dets
 
@@ -42,7 +41,7 @@ def _load(name, tmp_path):
 
     folder = asset(f"golden/mmdet-more/{name}")
     inp, side, ckpt = MODELS[name]
-    path = asset(ckpt) if ckpt else write_checkpoint(folder, tmp_path / f"{name}.pth")
+    path = asset(ckpt) if ckpt else formula_checkpoint(folder, tmp_path)
     model = load_mmdet(path, folder / "config.json")
     x = torch.from_numpy(read_f32(asset(inp), (1, 3, side, side)).copy())
     return folder, model, x, path
