@@ -111,7 +111,9 @@ def test_mmdet_model_is_scored_by_its_own_predict(tmp_path):
 
     model = _retina()
     coco = _coco_tree(tmp_path / "coco")
-    res = verify(model, coco=coco, batch=2, progress=False, keep_detections=True)
+    # preprocess "resize" here; the default "mmdet" mode (MMDetection's own pipeline) is tested with the
+    # R-CNN goldens in tests/test_mmdet_rcnn_verify.py
+    res = verify(model, coco=coco, preprocess="resize", batch=2, progress=False, keep_detections=True)
     assert res.settings["postprocess"] == "mmdet" and res.settings["backend"] == "torch"
     ds = load_coco(coco)
     total = 0
@@ -127,7 +129,7 @@ def test_mmdet_model_is_scored_by_its_own_predict(tmp_path):
         total += len(got)
     assert total > 0, "the test model detected nothing: the comparison would prove nothing"
     # explicit conf overrides test_cfg's score_thr; onnxruntime cannot carry test_cfg
-    low = verify(model, coco=coco, batch=2, progress=False, conf=float(np.median(np.concatenate([d[:, 4] for d in res.per_image.values()]))))
+    low = verify(model, coco=coco, preprocess="resize", batch=2, progress=False, conf=float(np.median(np.concatenate([d[:, 4] for d in res.per_image.values()]))))
     assert low.detections < res.detections
     from zooport.errors import UsageError
 

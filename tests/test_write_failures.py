@@ -73,7 +73,7 @@ def _cases(d: Path) -> dict:
         "yolov5-native": (["convert", "yolov5", str(d / "v5.pt"), "-o", "OUT/x.pt"], 4096),
         "onnx": (["export", "onnx", *tiny, "--imgsz", "64", "-o", "OUT/x.onnx"], 4096),
         "verify-json": (["verify", *tiny, "--voc", str(d / "voc"), "--imgsz", "64", "--names", str(NAMES),
-                         "--class-map", "coco-voc", "--json", "OUT/r.json"], 64),
+                         "--class-map", "coco-voc", "--backend", "torch", "--json", "OUT/r.json"], 64),
     }
 
 

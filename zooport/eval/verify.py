@@ -104,8 +104,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
         imgsz = [int(imgsz), int(imgsz)]
     imgsz = int(imgsz) if np.isscalar(imgsz) else [int(v) for v in imgsz]
     stride = max(getattr(model, "stride", None) or [32])
-    if mode != "mmdet":  # sizes the network cannot take are rounded up to its stride, as YOLOv5/Ultralytics do
-        imgsz = _round_to_stride(imgsz, int(stride))
+    if getattr(model, "family", "") != "mmdet":  # YOLO-style networks need multiples of their max stride:
+        imgsz = _round_to_stride(imgsz, int(stride))  # rounded up, as YOLOv5 / Ultralytics do (FPNs need not)
     if batch is None:
         batch = 16
     if int(batch) < 1:

@@ -17,6 +17,8 @@ neighbours; it multiplies the class scores in ``multiclass_nms``.
 from __future__ import annotations
 
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
