@@ -232,7 +232,7 @@ def test_cli_parser_stays_light():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_mmdet_keep_ratio_pipeline_runs():
+def test_mmdet_pipeline_is_the_verifiers():
     """MMDetection family: keep-ratio resize, normalisation, padding to 32, the model's own test_cfg; boxes in
     original pixels (the golden FCOS has random weights, so only the geometry is checked)."""
     import zooport
@@ -243,11 +243,23 @@ def test_mmdet_keep_ratio_pipeline_runs():
     m = load_mmdet(f / "fcos_r18s_fpn.pth", f / "config.json")
     p = Predictor(m, imgsz=320, conf=0.05, max_det=50)
     img = _read_image(asset("zoo/images/bus.jpg"))
-    x, to_image = p.preprocess(img)
+    x, _ = p.preprocess(img)
     assert x.shape == (1, 3, 320, 256)  # 1080x810 -> 320x240, padded to a multiple of 32
-    assert np.allclose(to_image(np.array([[0, 0, 240, 320]], np.float32)), [[0, 0, 810, 1080]], atol=0.5)
+    assert p._mmdet_info["img_shape"] == (320, 240)
+    assert np.allclose(p._mmdet_info["scale_factor"], (240 / 810, 320 / 1080))
     d = p(img)
     assert 0 < len(d) <= 50 and (d.scores >= 0.05).all() and (d.classes < 80).all()
+    # boxes come back in original pixels: the verifier's mmdet path on the same image gives the same rows
+    import torch
+
+    from zooport.eval.preprocess import preprocess_mmdet
+
+    pre = dict(m.preprocess, resize_scale=[320, 320])
+    xr, info = preprocess_mmdet(img, pre)
+    ref = m.predict(torch.from_numpy(xr[None]), img_hw=info["img_shape"], scale_factor=info["scale_factor"])[0]
+    ref = ref[ref[:, 4] >= 0.05][:50].numpy()
+    assert np.allclose(np.sort(d.boxes, 0), np.sort(ref[:, :4], 0), atol=1e-3)
+    assert d.boxes[:, 2].max() <= 810 + 1e-3 and d.boxes[:, 3].max() <= 1080 + 1e-3
     with pytest.raises(zooport.UsageError):
         Predictor(m, backend="onnxruntime")
 

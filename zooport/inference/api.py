@@ -63,10 +63,15 @@ class Predictor:
         self.post = postprocess or {"darknet": "darknet", "mmdet": "mmdet"}.get(family, "yolov5")
         if self.post not in POSTS:
             raise UsageError(f"postprocess must be one of {', '.join(POSTS)}, got {self.post!r}")
-        self.mode = preprocess or ("keep_ratio" if self.post == "mmdet" else self.pre.get("mode", "letterbox"))
-        if self.mode not in ("letterbox", "resize", "keep_ratio"):
-            raise UsageError(f"preprocess must be 'letterbox', 'resize' or 'keep_ratio', got {self.mode!r}")
+        self.mode = preprocess or ("mmdet" if self.post == "mmdet" else self.pre.get("mode", "letterbox"))
+        if self.mode == "keep_ratio":  # the earlier name of the MMDetection pipeline mode
+            self.mode = "mmdet"
+        if self.mode not in ("letterbox", "resize", "mmdet"):
+            raise UsageError(f"preprocess must be 'letterbox', 'resize' or 'mmdet', got {self.mode!r}")
+        if self.mode == "mmdet" and self.post != "mmdet":
+            raise UsageError("preprocess 'mmdet' is MMDetection's pipeline: it needs an MMDetection model")
         in_hw = [int(v) for v in (getattr(m, "input_size", None) or [640, 640])]
+        self._imgsz_given = imgsz is not None
         if imgsz is None:
             self.imgsz = in_hw
         elif np.isscalar(imgsz):
@@ -125,34 +130,20 @@ class Predictor:
                 im = cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
                 x = _chw(im)
             to_image = lambda b: unresize_boxes(b, hw, (h0, w0))  # noqa: E731
-        else:
-            x, to_image = self._keep_ratio(img)
+        else:  # MMDetection's pipeline, the verifier's code: keep-ratio resize, normalise, pad
+            x, self._mmdet_info = self._mmdet(img)
+            return np.ascontiguousarray(x[None]), None  # model.predict maps boxes back (rescale=True)
         x = _normalise(x, self.pre)
-        if self.mode == "keep_ratio" and self.pre.get("pad_size_divisor"):
-            d = int(self.pre["pad_size_divisor"])  # padded after normalisation with 0, as MMDetection does
-            ph, pw = -x.shape[1] % d, -x.shape[2] % d
-            x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
         return np.ascontiguousarray(x[None]), to_image
 
-    def _keep_ratio(self, img):
-        """MMDetection ``Resize(scale=(long, short), keep_ratio=True)``: the largest scale that fits both."""
-        import cv2
+    def _mmdet(self, img):
+        """:func:`zooport.eval.preprocess.preprocess_mmdet`; ``imgsz`` given -> the Resize scale (long, short)."""
+        from ..eval.preprocess import preprocess_mmdet
 
-        h0, w0 = img.shape[:2]
-        long_, short = max(self.imgsz), min(self.imgsz)
-        r = min(long_ / max(h0, w0), short / min(h0, w0))
-        nw, nh = int(w0 * r + 0.5), int(h0 * r + 0.5)
-        im = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        x = _chw(im)
-        sx, sy = np.float32(nw / w0), np.float32(nh / h0)
-
-        def to_image(b):
-            b = np.array(b, dtype=np.float32, copy=True)
-            b[:, [0, 2]] /= sx
-            b[:, [1, 3]] /= sy
-            return b
-
-        return x, to_image
+        pre = dict(self.pre)
+        if self._imgsz_given:
+            pre["resize_scale"] = [max(self.imgsz), min(self.imgsz)]
+        return preprocess_mmdet(img, pre)
 
     # --------------------------------------------------------------- post-processing
     def postprocess(self, out, x_shape, to_image, orig_hw) -> np.ndarray:
@@ -178,10 +169,8 @@ class Predictor:
                           for k, p, x, y, w, h in rows], dtype=np.float32).reshape(-1, 6)
             d[:, [0, 2]] = d[:, [0, 2]].clip(0, w0)  # Darknet's draw_detections clips to the image
             d[:, [1, 3]] = d[:, [1, 3]].clip(0, h0)
-        else:  # mmdet: the model's own predict already ran (out is its (n, 6) result)
+        else:  # mmdet: the model's own predict already ran, in original-image pixels (its (n, 6) result)
             d = np.asarray(out, dtype=np.float32).reshape(-1, 6)
-            if len(d):
-                d[:, :4] = to_image(d[:, :4])
             d = d[d[:, 4] >= self.conf]
         if self.classes is not None:
             d = d[np.isin(d[:, 5].astype(np.int64), self.classes)]
@@ -195,8 +184,10 @@ class Predictor:
         if self.runner is None:
             import torch
 
+            info = self._mmdet_info
             with torch.inference_mode():
-                out = self.model.predict(torch.from_numpy(x))[0].float().numpy()
+                out = self.model.predict(torch.from_numpy(x), img_hw=info["img_shape"],
+                                         scale_factor=info["scale_factor"])[0].float().numpy()
         else:
             out = self.runner(x)
         t2 = time.perf_counter()
