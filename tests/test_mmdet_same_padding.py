@@ -87,11 +87,15 @@ def test_fused_and_onnx_keep_same_padding(tmp_path):
 
 
 def test_unknown_conv_cfg_is_rejected():
-    from zooport.converters.mmdet import load_mmdet
+    """A conv_cfg zooport does not build is a ConfigError naming it, before any weights are read (no asset)."""
+    from zooport.converters.mmdet import build_model
     from zooport.errors import ConfigError
 
-    folder = asset("golden/mmdet/fcos_r18s_fpn")
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["neck"]["conv_cfg"] = {"type": "DCNv2"}
+    neck = {"type": "FPN", "in_channels": [8, 16], "out_channels": 8, "num_outs": 2, "conv_cfg": {"type": "DCNv2"}}
     with pytest.raises(ConfigError, match="conv_cfg type 'DCNv2'"):
-        load_mmdet(folder / "fcos_r18s_fpn.pth", cfg)
+        build_model({"model": {"type": "RetinaNet", "backbone": {"type": "ResNet", "depth": 18},
+                               "neck": neck, "bbox_head": {"type": "RetinaHead", "num_classes": 2,
+                                                            "in_channels": 8, "anchor_generator": {
+                                                                "type": "AnchorGenerator", "octave_base_scale": 4,
+                                                                "scales_per_octave": 1, "ratios": [1.0],
+                                                                "strides": [8, 16]}}}})
