@@ -89,14 +89,15 @@ class TwoStageNMS(nn.Module):
         return torch.where(valid[:, None], bx, torch.zeros_like(bx)), valid
 
     def _detections(self, rois, logits, deltas, head, roi_valid, hw):
-        from ..model_defs.mmdet.sabl import SABLHead, bucket_decode
+        from ..model_defs.mmdet.coders import bucket_decode
+        from ..model_defs.mmdet.sabl import SABLHead
 
         scores = logits.softmax(-1)
         n, nc = scores.shape[0], scores.shape[1] - 1
         factors = None
         if isinstance(head, SABLHead):
             boxes, factors = bucket_decode(rois[:, 1:], deltas[0], deltas[1], head.num_buckets, head.coder_scale,
-                                           hw, head.clip_border)
+                                           hw if head.clip_border else None)
         else:
             boxes = head.decode(rois, deltas, hw)
         boxes = boxes.reshape(n, -1, 4).expand(n, nc, 4).reshape(-1, 4) if boxes.shape[1] == 4 else \

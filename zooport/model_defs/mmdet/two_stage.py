@@ -138,10 +138,11 @@ class TwoStageDetector(Detector):
             boxes = head.decode(rois, deltas, self._hw(x, None)).reshape(rois.shape[0], -1, 4)
             boxes = boxes[torch.arange(rois.shape[0]), best if boxes.shape[1] > 1 else torch.zeros_like(best)]
         else:  # SABL: one box per RoI
-            from .sabl import bucket_decode
+            from .coders import bucket_decode
 
+            hw = self._hw(x, None)
             boxes = bucket_decode(rois[:, 1:], deltas[0], deltas[1], head.num_buckets, head.coder_scale,
-                                  self._hw(x, None), head.clip_border)[0]
+                                  hw if head.clip_border else None)[0]
         rows = torch.cat([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2],
                           torch.ones_like(boxes[:, :1]), prob], 1)
         p = int(self.test_cfg["rpn"].get("max_per_img", 1000))
