@@ -32,6 +32,13 @@ class BadImage(DatasetError):
     """An image file exists but cannot be decoded (corrupt or not an image)."""
 
 
+def skip_or_raise(rec, err: Exception, skip_bad: bool, skipped: list) -> None:
+    """A bad image: re-raised, or (``skip_bad``) recorded in ``skipped`` as {image, path, error}."""
+    if not skip_bad:
+        raise err
+    skipped.append({"image": rec.key, "path": str(rec.path), "error": str(err)})
+
+
 @dataclass
 class ImageRecord:
     key: object  # COCO: int image id; VOC: str image id

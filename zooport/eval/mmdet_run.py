@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .data import BadImage, read_image
+from .data import BadImage, read_image, skip_or_raise
 from .preprocess import preprocess_mmdet
 
 
@@ -48,9 +48,7 @@ def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, 
             try:
                 x, info, hw = fut.result()
             except BadImage as e:
-                if not skip_bad:
-                    raise
-                skipped.append({"image": rec.key, "path": str(rec.path), "error": str(e)})
+                skip_or_raise(rec, e, skip_bad, skipped)
                 bar.update(1)
                 continue
             t1 = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..postprocess import darknet_post, mmdet_post, yolov5_post
-from .data import BadImage, read_image
+from .data import BadImage, read_image, skip_or_raise
 from .preprocess import (PAD_VALUE, preprocess_letterbox, preprocess_resize, rect_batch_shapes,
                          unletterbox_boxes, unresize_boxes)
 
@@ -275,9 +275,7 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
                 try:
                     x, rp, hw, dt = fut.result()
                 except BadImage as e:
-                    if not skip_bad:
-                        raise
-                    skipped.append({"image": rec.key, "path": str(rec.path), "error": str(e)})
+                    skip_or_raise(rec, e, skip_bad, skipped)
                     bar.update(1)
                     continue
                 xs.append(x), rps.append(rp), hws.append(hw), recs.append(rec)
