@@ -76,8 +76,6 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
     ``random_weights=True`` asks for seeded random parameters
     (:func:`~zooport.model_defs.random_init.randomize_` with ``seed``; same seed, same tensors).
     """
-    import torch
-
     from ..model_defs.darknet import DarknetModel
 
     cfg = _as_cfg(cfg)

@@ -31,7 +31,8 @@ import torch
 
 from .._io import atomic_path
 from ..errors import CheckpointError, UsageError, WeightsError
-from .yolov5_darknet_lower import DARKNET_BN_EPS, lower, render_cfg
+from ..model_defs.darknet_layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
+from .yolov5_darknet_lower import lower, render_cfg
 
 __all__ = ["save_darknet", "yolov5_to_darknet", "darknet_to_yolov5_state_dict", "default_outputs"]
 
@@ -215,7 +216,7 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
     if len({os.path.abspath(p) for p in paths}) != len(paths):
         raise UsageError(f"save_darknet: output paths must differ, got {[str(p) for p in paths]}")
     src = (getattr(model, "source", None) or {})
-    comment = (f"YOLOv5 -> Darknet by zooport (new_coords=1 [yolo] heads, letterbox input)"
+    comment = ("YOLOv5 -> Darknet by zooport (new_coords=1 [yolo] heads, letterbox input)"
                + (f"\nsource: {src.get('file')}" if src.get("file") else "")
                + f"\nrolling variances folded for batch-norm eps {bn_eps:g}"
                + (" (Darknet's)" if bn_eps == DARKNET_BN_EPS else " (not Darknet's 1e-05)"))

@@ -34,7 +34,6 @@ from torch import nn
 
 from ..errors import UnsupportedError
 from ..model_defs import yolov5_blocks as B
-from ..model_defs.darknet_layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
 
 # activation module class name -> Darknet activation (only the exact equivalents)
 _ACTS = {"SiLU": "swish", "Identity": "linear", "ReLU": "relu", "Sigmoid": "logistic", "Tanh": "tanh",

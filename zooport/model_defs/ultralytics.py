@@ -27,8 +27,8 @@ from torch import nn
 from ..errors import ConfigError
 from . import ultralytics_blocks as U
 from . import yolov5_blocks as B
-from .base import Detector, default_preprocess
-from .yolov5 import _SkipInit, apply_overrides
+from .base import default_preprocess
+from .yolov5 import ConvBlockModel, _SkipInit, apply_overrides
 
 FAMILY = "ultralytics"
 
@@ -54,7 +54,7 @@ def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
     raise ConfigError(f"unknown Ultralytics layer type {t!r}")
 
 
-class UltralyticsModel(Detector):
+class UltralyticsModel(ConvBlockModel):
     """A YOLOv8 / YOLO11 detection model (any scale, any nc). See the module doc for outputs."""
 
     family = FAMILY
@@ -131,17 +131,7 @@ class UltralyticsModel(Detector):
         ones = torch.ones_like(y[..., :1])
         return torch.cat((y[..., :4], ones, y[..., 4:]), 2)
 
-    # -- conversion ---------------------------------------------------------------------------
-    def fuse(self) -> "UltralyticsModel":
-        for m in self.modules():
-            if isinstance(m, B.Conv):
-                m.fuse_()
-        self._arch["fused"] = True
-        return self
-
-    def native_arch(self) -> dict:
-        return copy.deepcopy(self._arch)
-
+    # -- conversion (fuse / native_arch: ConvBlockModel) -------------------------------------
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "UltralyticsModel":
         model = build_uninitialised(arch, meta)

@@ -32,7 +32,23 @@ CFG_DIR = Path(__file__).resolve().parent.parent / "cfgs" / "yolov5"
 _SIZES = {"n": (0.33, 0.25), "s": (0.33, 0.50), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
 
 
-class YOLOv5Model(Detector):
+class ConvBlockModel(Detector):
+    """What YOLOv5 and Ultralytics models share: their layers are built from YOLOv5's ``Conv`` blocks
+    and described by an ``_arch`` dict (the native checkpoint's architecture)."""
+
+    def fuse(self):
+        """Fold every Conv block's BatchNorm into its conv (outputs equal within 1e-5); recorded in the arch."""
+        for m in self.modules():
+            if isinstance(m, B.Conv):
+                m.fuse_()
+        self._arch["fused"] = True
+        return self
+
+    def native_arch(self) -> dict:
+        return copy.deepcopy(self._arch)
+
+
+class YOLOv5Model(ConvBlockModel):
     """A YOLOv5 detector (any release, P5/P6/P2/P7, any nc/anchors/multiples).
 
     ``raw(x)``: list of (B, na*(5+nc), H/s, W/s) Detect outputs before sigmoid.
@@ -121,16 +137,6 @@ class YOLOv5Model(Detector):
         return self.model[self.detect_index].decode(outs)
 
     # -- conversion ---------------------------------------------------------------------------
-    def fuse(self) -> "YOLOv5Model":
-        for m in self.modules():
-            if isinstance(m, B.Conv):
-                m.fuse_()
-        self._arch["fused"] = True
-        return self
-
-    def native_arch(self) -> dict:
-        return copy.deepcopy(self._arch)
-
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "YOLOv5Model":
         model = build_uninitialised(arch, meta, cls)

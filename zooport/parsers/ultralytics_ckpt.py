@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, UnsupportedError
-from .yolov5_ckpt import _plain, _walk
-from .yolov5_unpickle import StandIn, read_torch_zip
+from .yolov5_ckpt import _plain, _walk, read_model_entry
+from .yolov5_unpickle import StandIn
 
 _TASKS = "ultralytics.nn.tasks."
 # pickled head / model classes of tasks zooport does not build -> the task they belong to
@@ -221,16 +221,8 @@ def arch_from_tree(model: StandIn, where: str) -> dict:
 def parse_ultralytics_checkpoint(path: str | os.PathLike) -> UltralyticsCheckpoint:
     """Read an Ultralytics YOLOv8 / YOLO11 detection checkpoint safely; see the module doc."""
     path = Path(path)
-    obj = read_torch_zip(path, float_dtype=torch.float32)
-    if isinstance(obj, StandIn):
-        top, key = {"model": obj}, "model"
-    elif isinstance(obj, dict):
-        top = obj
-        key = "ema" if isinstance(obj.get("ema"), StandIn) else "model"
-    else:
-        raise CheckpointError(f"{path}: top-level object is {type(obj).__name__}, expected an Ultralytics "
-                              f"checkpoint dict")
-    model = top.get(key)
+    top, key = read_model_entry(path, "an Ultralytics")
+    model = top[key]
     if not isinstance(model, StandIn) or not model.foreign.startswith(_TASKS):
         got = model.foreign if isinstance(model, StandIn) else type(model).__name__
         raise CheckpointError(f"{path}: entry {key!r} is {got}, expected a pickled "

@@ -98,24 +98,27 @@ def _plain(v):
     return repr(v)[:200]
 
 
+def read_model_entry(path: Path, what: str) -> tuple[dict, str]:
+    """Read a pickled-module checkpoint (YOLOv5 or Ultralytics) safely -> (top-level dict, the key of the
+    model to use): ``ema`` when it holds a model (a training checkpoint), else ``model``; a bare
+    pickled model counts as ``{"model": it}``. ``what`` names the family in errors ("a YOLOv5")."""
+    obj = read_torch_zip(path, float_dtype=torch.float32)
+    if isinstance(obj, StandIn):
+        return {"model": obj}, "model"
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: top-level object is {type(obj).__name__}, expected {what} checkpoint dict")
+    if isinstance(obj.get("ema"), StandIn):
+        return obj, "ema"
+    if "model" in obj:
+        return obj, "model"
+    raise CheckpointError(f"{path}: checkpoint dict has no 'model' or 'ema' entry "
+                          f"(keys: {sorted(map(str, obj))[:10]})")
+
+
 def parse_yolov5_checkpoint(path: str | os.PathLike) -> YOLOv5Checkpoint:
     """Read a YOLOv5 checkpoint (any release v1.0 ... v7.0) safely; see the module doc."""
     path = Path(path)
-    obj = read_torch_zip(path, float_dtype=torch.float32)
-    if isinstance(obj, StandIn):
-        top, source_key = {"model": obj}, "model"
-    elif isinstance(obj, dict):
-        top = obj
-        ema = obj.get("ema")
-        if isinstance(ema, StandIn):
-            source_key = "ema"
-        elif "model" in obj:
-            source_key = "model"
-        else:
-            raise CheckpointError(f"{path}: checkpoint dict has no 'model' or 'ema' entry "
-                                  f"(keys: {sorted(map(str, obj))[:10]})")
-    else:
-        raise CheckpointError(f"{path}: top-level object is {type(obj).__name__}, expected a YOLOv5 checkpoint dict")
+    top, source_key = read_model_entry(path, "a YOLOv5")
     model = top[source_key]
     if not isinstance(model, StandIn) or model.foreign not in _MODEL_CLASSES:
         got = model.foreign if isinstance(model, StandIn) else type(model).__name__

@@ -3,9 +3,14 @@ variant the verifier runs (YOLOv5 v7.0 ``val.py``: multi-label, class-aware, the
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .core import MAX_WH, classwise_keep, clip_boxes, nms, xywh2xyxy
+
+if TYPE_CHECKING:  # annotations only: torch is imported by the functions that take tensors
+    import torch
 
 
 def non_max_suppression(
