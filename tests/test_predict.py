@@ -243,10 +243,10 @@ def test_mmdet_pipeline_is_the_verifiers():
     m = load_mmdet(f / "fcos_r18s_fpn.pth", f / "config.json")
     p = Predictor(m, imgsz=320, conf=0.05, max_det=50)
     img = _read_image(asset("zoo/images/bus.jpg"))
-    x, _ = p.preprocess(img)
+    x, meta = p.preprocess(img)
     assert x.shape == (1, 3, 320, 256)  # 1080x810 -> 320x240, padded to a multiple of 32
-    assert p._mmdet_info["img_shape"] == (320, 240)
-    assert np.allclose(p._mmdet_info["scale_factor"], (240 / 810, 320 / 1080))
+    assert meta["img_shape"] == (320, 240)
+    assert np.allclose(meta["scale_factor"], (240 / 810, 320 / 1080))
     d = p(img)
     assert 0 < len(d) <= 50 and (d.scores >= 0.05).all() and (d.classes < 80).all()
     # boxes come back in original pixels: the verifier's mmdet path on the same image gives the same rows

@@ -110,21 +110,13 @@ def compare_nms(ours: dict[str, np.ndarray], refs: list[np.ndarray], rel: float 
 
 
 def check_image(h: int, w: int, batch: int = 1) -> np.ndarray:
-    """The bundled check image (``zooport/assets/check.jpg``: a drawn street scene with a stop sign
-    and a clock, see ``scripts/make_check_image.py``) letterboxed to (h, w): (batch, 3, h, w) RGB
-    float32 in [0, 1]. A real-looking input where COCO detectors find objects, unlike noise."""
-    from pathlib import Path
-
-    import cv2
-
-    from ..errors import ExportError
+    """The check image (:func:`~zooport.export.check_image.draw_check_image`: a drawn street scene with a
+    stop sign and a clock) letterboxed to (h, w): (batch, 3, h, w) RGB float32 in [0, 1]. A real-looking
+    input where COCO detectors find objects, unlike noise."""
     from ..eval.preprocess import letterbox
+    from .check_image import draw_check_image
 
-    p = Path(__file__).resolve().parent.parent / "assets" / "check.jpg"
-    img = cv2.imread(str(p))
-    if img is None:
-        raise ExportError(f"{p}: bundled check image missing or unreadable (broken installation?)")
-    im, _r, _pad = letterbox(img, (int(h), int(w)), scaleup=True)
+    im, _r, _pad = letterbox(draw_check_image(), (int(h), int(w)), scaleup=True)
     x = np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
     return np.repeat(x[None], int(batch), 0)
 

@@ -109,7 +109,10 @@ class Predictor:
 
     # --------------------------------------------------------------- preprocessing
     def preprocess(self, img: np.ndarray):
-        """BGR uint8 image -> (model input (1, 3, h, w) float32, function mapping input-pixel xyxy to image)."""
+        """BGR uint8 image -> (model input (1, 3, h, w) float32, function mapping input-pixel xyxy to image).
+
+        In ``mmdet`` mode the second item is MMDetection's image meta instead (``img_shape``,
+        ``scale_factor``): the model's own ``predict`` clips and maps its boxes back with it."""
         from ..eval.preprocess import PAD_VALUE, letterbox, preprocess_resize, unletterbox_boxes, unresize_boxes
         from ..eval.runner import _normalise
 
@@ -131,8 +134,8 @@ class Predictor:
                 x = _chw(im)
             to_image = lambda b: unresize_boxes(b, hw, (h0, w0))  # noqa: E731
         else:  # MMDetection's pipeline, the verifier's code: keep-ratio resize, normalise, pad
-            x, self._mmdet_info = self._mmdet(img)
-            return np.ascontiguousarray(x[None]), None  # model.predict maps boxes back (rescale=True)
+            x, meta = self._mmdet(img)
+            return np.ascontiguousarray(x[None]), meta
         x = _normalise(x, self.pre)
         return np.ascontiguousarray(x[None]), to_image
 
@@ -184,10 +187,10 @@ class Predictor:
         if self.runner is None:
             import torch
 
-            info = self._mmdet_info
+            meta = to_image  # mmdet mode: the image meta, see preprocess()
             with torch.inference_mode():
-                out = self.model.predict(torch.from_numpy(x), img_hw=info["img_shape"],
-                                         scale_factor=info["scale_factor"])[0].float().numpy()
+                out = self.model.predict(torch.from_numpy(x), img_hw=meta["img_shape"],
+                                         scale_factor=meta["scale_factor"])[0].float().numpy()
         else:
             out = self.runner(x)
         t2 = time.perf_counter()
