@@ -41,7 +41,7 @@ def tiny(tmp_path_factory):
 
     torch.manual_seed(0)
     p = tmp_path_factory.mktemp("m") / "t.pt"
-    zooport.save_native(zooport.create_yolov5("yolov5n", nc=2).eval(), p)
+    zooport.save_native(zooport.create_yolov5("yolov5n", num_classes=2).eval(), p)
     return p
 
 

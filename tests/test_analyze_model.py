@@ -83,7 +83,7 @@ def _check_yolov5(name, ref):
 
     import zooport
 
-    m = zooport.create_yolov5(name, nc=80)
+    m = zooport.create_yolov5(name, num_classes=80)
     for fused in (0, 1):
         mm = copy.deepcopy(m).fuse() if fused else m
         res = analyze_layers(mm, 640, "yolov5")
@@ -288,7 +288,7 @@ def test_receptive_field_darknet_graph_vs_gradient(tmp_path):
 def test_receptive_field_yolov5n_vs_gradient():
     import zooport
 
-    m = _positive(zooport.create_yolov5("yolov5n", nc=1), torch.float32)
+    m = _positive(zooport.create_yolov5("yolov5n", num_classes=1), torch.float32)
     rf = receptive_fields(m, 1024)
     assert [r["stride"] for r in rf] == [8, 16, 32]
     for k, r in enumerate(rf):
@@ -301,7 +301,7 @@ def test_receptive_field_yolov5n_vs_gradient():
 def test_cli_json_and_table(tmp_path, capsys):
     import zooport
 
-    m = zooport.create_yolov5("yolov5n", nc=2)
+    m = zooport.create_yolov5("yolov5n", num_classes=2)
     p = tmp_path / "n.pt"
     zooport.save_native(m.eval(), p)
     assert main(["analyze", "model", str(p), "--imgsz", "320", "--json"]) == 0
@@ -319,7 +319,7 @@ def test_cli_timing(tmp_path, capsys):
     import zooport
 
     p = tmp_path / "n.pt"
-    zooport.save_native(zooport.create_yolov5("yolov5n", nc=2).eval(), p)
+    zooport.save_native(zooport.create_yolov5("yolov5n", num_classes=2).eval(), p)
     assert main(["analyze", "model", str(p), "--imgsz", "64", "--time", "--repeats", "2", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
     assert "time eager: median" in out and "time fused: median" in out and "time onnxruntime: median" in out

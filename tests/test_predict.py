@@ -91,7 +91,7 @@ def tiny_model(tmp_path_factory):
     import zooport
 
     torch.manual_seed(0)
-    m = zooport.create_yolov5("yolov5n", nc=3)
+    m = zooport.create_yolov5("yolov5n", num_classes=3)
     m.names = ["cat", "dog", "bird"]
     with torch.no_grad():  # push every class score up so random weights give detections at conf 0.25
         m.model[-1].m[0].bias.fill_(3.0)

@@ -103,7 +103,7 @@ def test_create_cls_matches_checkpoint_structure():
     assert all(tuple(sd[k].shape) == tuple(v.shape) for k, v in ck.state_dict.items())
     assert m.model[9].conv.bn.eps == pytest.approx(1e-5) and m.model[8].cv1.bn.eps == pytest.approx(1e-3)
     assert m.preprocess["mode"] == "center_crop" and m.input_size == [224, 224]
-    m5 = zooport.create_yolov5("yolov5s-cls", nc=5)
+    m5 = zooport.create_yolov5("yolov5s-cls", num_classes=5)
     with torch.no_grad():
         assert m5.eval()(torch.rand(2, 3, 96, 64)).shape == (2, 5)
 

@@ -171,7 +171,7 @@ def test_every_v7_module_builds_from_yaml(tmp_path):
          "head": [[[-1], 1, "Detect", ["nc", "anchors"]]]}
     p = tmp_path / "m.yaml"
     p.write_text(_yaml.safe_dump(d))
-    m = zooport.create_yolov5(str(p), nc=2).eval()
+    m = zooport.create_yolov5(str(p), num_classes=2).eval()
     sd = m.state_dict()
     assert sd["model.1.m.0.weight"].shape[0] + sd["model.1.m.1.weight"].shape[0] == 16
     assert sd["model.5.w"].tolist() == [-0.5]

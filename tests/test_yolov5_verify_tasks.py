@@ -165,7 +165,7 @@ def test_cli_verify_seg_and_cls(tmp_path):
 def test_detection_verify_refuses_cls_and_routes_seg(tmp_path):
     import zooport
 
-    cls = zooport.create_yolov5("yolov5n-cls", nc=3)
+    cls = zooport.create_yolov5("yolov5n-cls", num_classes=3)
     with pytest.raises(zooport.UsageError, match="verify_classifier"):
         zooport.verify(cls, coco=asset("coco-tiny/val2017"), progress=False)
     seg = zooport.create_yolov5("yolov5n-seg")

@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--names", metavar="FILE", default=None, help="class names file overriding the checkpoint's")
     p.add_argument("--bn-eps", type=float, default=None, metavar="EPS",
                    help="--to darknet only: batch-norm eps of the program that will run the files, folded into "
-                   "the rolling variances (default 1e-5, Darknet's; OpenCV 4's readNetFromDarknet uses 1e-6)")
+                   "the rolling variances exactly (default 1e-5, Darknet's). Not needed for OpenCV 4 (eps 1e-6): "
+                   "the export is scaled so that any eps up to 6e-5 gives the same result")
     p.set_defaults(func=_run)
 
 

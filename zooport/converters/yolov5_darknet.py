@@ -10,15 +10,19 @@ Tensor mapping per ``[convolutional]`` (Darknet ``.weights`` order: biases, scal
 rolling variance, weights; keys ``layers.{i}.{bn.bias, bn.weight, bn.running_mean, bn.running_var,
 conv.weight}`` or ``layers.{i}.{conv.bias, conv.weight}``):
 
-* BN beta/gamma/mean copied; Darknet normalises with a hard-coded eps of 1e-5 while YOLOv5 uses the
-  BatchNorm2d's own eps (1e-3; 1e-4 in v1.0), so ``rolling_variance = running_var + eps - 1e-5``
-  (computed in float64, rounded once to float32) and ``sqrt(var' + 1e-5) = sqrt(var + eps)``;
+* BN beta and gamma copied; mean, variance and the conv weight by :func:`~zooport.converters.bn_fold.fold_bn`:
+  the conv weight and mean times ``k = 1024``, the variance a float32 ``var'' ~ k**2 (var + eps) - 1e-5``
+  for which ``var'' + 1e-5`` rounds to exactly ``k**2`` times the float32 ``var + eps`` YOLOv5 computes
+  (eps: the BatchNorm2d's own, 1e-3; 1e-4 in v1.0; Darknet's is a hard-coded 1e-5). Batch norm is
+  scale-invariant, so Darknet and torch compute bit for bit what YOLOv5 computes, and a stored variance
+  >= 1048 makes any epsilon <= 6e-5 (OpenCV 4's 1e-6 included) round away: one file for every consumer;
 * conv weight (O, I/g, kh, kw) copied, with Focus's input-channel permutation and non-square kernels
   embedded centred in a square one (zeros elsewhere); a conv without bias and BN gets zero biases.
 
 The inverse undoes each step: copies, the inverse permutation, the kernel crop (the cropped-away
-entries must be zero) and ``running_var = var' - eps + 1e-5``: equal to the original within float32
-rounding of the fold (<= 1e-6 relative), every other tensor bit-exact. BatchNorm's
+entries must be zero) and :func:`~zooport.converters.bn_fold.unfold_bn` (exact divisions by ``k``; the
+variance the float32 whose sum with ``eps`` rounds to the same denominator): equal to the original within
+float32 rounding of the fold (<= 1e-6 relative), every other tensor bit-exact. BatchNorm's
 ``num_batches_tracked`` (a training counter Darknet does not store) comes back as 0.
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 from .._io import atomic_path
 from ..errors import CheckpointError, UsageError, WeightsError
 from ..model_defs.darknet_layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
+from .bn_fold import BN_SCALE, fold_bn, unfold_bn
 from .yolov5_darknet_lower import lower, render_cfg
 
 __all__ = ["save_darknet", "yolov5_to_darknet", "darknet_to_yolov5_state_dict", "default_outputs"]
@@ -57,12 +62,12 @@ def _check_model(model) -> None:
                          f"got {type(model).__name__}")
 
 
-def yolov5_to_darknet(model, input_size=None, comment: str = "", *, bn_eps: float = DARKNET_BN_EPS
-                      ) -> tuple[str, dict, object]:
+def yolov5_to_darknet(model, input_size=None, comment: str = "", *, bn_eps: float = DARKNET_BN_EPS,
+                      bn_scale: float = BN_SCALE) -> tuple[str, dict, object]:
     """``(cfg_text, darknet_state_dict, lowering)`` of a YOLOv5Model; nothing is written.
 
     ``input_size``: (height, width) or an int for ``[net]`` (default ``model.input_size``).
-    ``bn_eps``: the epsilon the consumer normalises with (Darknet: 1e-5; see :func:`save_darknet`).
+    ``bn_eps``, ``bn_scale``: see :func:`save_darknet`.
     ``darknet_state_dict``: float32 tensors keyed ``layers.{i}.{name}`` as the cfg's plan names them.
     """
     _check_model(model)
@@ -70,10 +75,17 @@ def yolov5_to_darknet(model, input_size=None, comment: str = "", *, bn_eps: floa
     lw = lower(model)
     cfg_text = render_cfg(lw, width=w, height=h, comment=comment)
     sd = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    return cfg_text, _gather(lw, sd, bn_eps), lw
+    return cfg_text, _gather(lw, sd, bn_eps, _check_scale(bn_scale)), lw
 
 
-def _gather(lw, sd: dict, bn_eps: float) -> dict:
+def _check_scale(k) -> float:
+    k = float(k)
+    if not (k > 0 and torch.frexp(torch.tensor(k, dtype=torch.float64))[0].item() == 0.5):
+        raise UsageError(f"bn_scale {k:g}: expected a positive power of two (so that the scaling is exact)")
+    return k
+
+
+def _gather(lw, sd: dict, bn_eps: float, k: float) -> dict:
     out = {}
     for i, b in lw.convs.items():
         wt = sd[b.weight].float()
@@ -90,26 +102,27 @@ def _gather(lw, sd: dict, bn_eps: float) -> dict:
             lo, hi = b.bn_slice
             out[p + "bn.bias"] = sd[b.bn + ".bias"].float()[lo:hi].clone()
             out[p + "bn.weight"] = sd[b.bn + ".weight"].float()[lo:hi].clone()
-            out[p + "bn.running_mean"] = sd[b.bn + ".running_mean"].float()[lo:hi].clone()
-            var = sd[b.bn + ".running_var"][lo:hi].double()
-            out[p + "bn.running_var"] = (var + (b.eps - bn_eps)).float()
+            wt, out[p + "bn.running_mean"], out[p + "bn.running_var"] = fold_bn(
+                wt, sd[b.bn + ".running_mean"][lo:hi], sd[b.bn + ".running_var"][lo:hi], b.eps, bn_eps, k)
         else:
             out[p + "conv.bias"] = sd[b.bias].float().clone() if b.bias else torch.zeros(b.filters)
         out[p + "conv.weight"] = wt.contiguous()
     return out
 
 
-def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_EPS) -> dict:
+def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_EPS,
+                                 bn_scale: float = BN_SCALE) -> dict:
     """The YOLOv5 state dict (native = YOLOv5 keys) held by an exported Darknet network.
 
     ``model``: a YOLOv5Model of the exported architecture (only its structure is used: one built with
     :func:`~zooport.model_defs.yolov5.build_uninitialised` from ``native_arch()`` will do);
     ``darknet``: the loaded :class:`~zooport.model_defs.darknet.DarknetModel` or its state dict
     (then the anchors are ``model``'s own, which must hold values). Anchors come from the ``[yolo]``
-    layers (pixels / stride) when ``darknet`` is a model. ``bn_eps``: the one the export was folded for.
+    layers (pixels / stride) when ``darknet`` is a model. ``bn_eps``, ``bn_scale``: those of the export.
     Raises CheckpointError when the Darknet network does not have the structure of ``model``'s export.
     """
     _check_model(model)
+    k = _check_scale(bn_scale)
     lw = lower(model)
     dsd = darknet if isinstance(darknet, dict) else darknet.state_dict()
     own = model.state_dict()
@@ -147,19 +160,19 @@ def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_E
             inv = torch.empty(len(b.perm), dtype=torch.long)
             inv[torch.tensor(b.perm)] = torch.arange(len(b.perm))
             wt = wt[:, inv]
-        put(b.weight, 0, wt.shape[0], wt)
         if b.bn is not None:
             lo, hi = b.bn_slice
+            wt, mean, var = unfold_bn(wt, dsd[p + "bn.running_mean"], dsd[p + "bn.running_var"], bn_eps, b.eps, k)
             put(b.bn + ".bias", lo, hi, dsd[p + "bn.bias"].float())
             put(b.bn + ".weight", lo, hi, dsd[p + "bn.weight"].float())
-            put(b.bn + ".running_mean", lo, hi, dsd[p + "bn.running_mean"].float())
-            var = dsd[p + "bn.running_var"].double() - (b.eps - bn_eps)
-            put(b.bn + ".running_var", lo, hi, var.float())
+            put(b.bn + ".running_mean", lo, hi, mean)
+            put(b.bn + ".running_var", lo, hi, var)
             out[b.bn + ".num_batches_tracked"] = torch.zeros((), dtype=torch.long)
         elif b.bias is not None:
             put(b.bias, 0, b.filters, dsd[p + "conv.bias"].float())
         elif bool((dsd[p + "conv.bias"] != 0).any()):
             raise CheckpointError(f"Darknet layer {i}: non-zero biases, but {b.weight}'s conv has no bias")
+        put(b.weight, 0, wt.shape[0], wt)
     for h in lw.heads:
         if isinstance(darknet, dict):
             anchors = own[h.anchors][h.level].float().cpu() if not own[h.anchors].is_meta else None
@@ -194,14 +207,17 @@ def _names_text(names) -> str:
 
 
 def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=None,
-                 bn_eps: float = DARKNET_BN_EPS) -> dict:
+                 bn_eps: float = DARKNET_BN_EPS, bn_scale: float = BN_SCALE) -> dict:
     """Write ``model`` (a native YOLOv5 model) as a Darknet cfg, ``.weights`` (header 0.2.5) and names.
 
     ``input_size``: (height, width) or int for ``[net]`` (default ``model.input_size``). ``bn_eps``: the
-    batch-norm epsilon of the program that will run the files, folded into the rolling variances:
-    Darknet's 1e-5 (default). OpenCV 4's ``readNetFromDarknet`` normalises with 1e-6 instead (measured:
-    with the Darknet fold, yolov5n's head inputs move by 5e-3 there, YOLOv5's small running variances
-    magnify the difference); ``bn_eps=1e-6`` writes the files for OpenCV. All files are
+    batch-norm epsilon the rolling variances are folded for exactly (Darknet's 1e-5, default).
+    ``bn_scale``: the power of two ``k`` that conv weights and rolling means are multiplied by (and the
+    variances by ``k**2``; see :mod:`zooport.converters.bn_fold`): with the default 1024 the stored variances
+    are so large that any consumer's epsilon <= 6e-5 rounds away, so OpenCV 4's ``readNetFromDarknet``
+    (eps 1e-6) runs the same files exactly; ``bn_scale=1`` writes YOLOv5's own magnitudes, which only a
+    consumer with eps ``bn_eps`` runs exactly (with Darknet's fold, OpenCV 4 is then 5e-3 off on yolov5n's
+    head inputs: YOLOv5's running variances are small). All files are
     written to temporary files, the cfg re-parsed with zooport's Darknet parser, the weights file checked
     against the exact size that cfg needs (``weights_bytes``) and the names read back; only then are they
     renamed into place, so an error leaves none of them. Returns {"cfg", "weights", "names", "layers",
@@ -219,8 +235,10 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
     comment = ("YOLOv5 -> Darknet by zooport (new_coords=1 [yolo] heads, letterbox input)"
                + (f"\nsource: {src.get('file')}" if src.get("file") else "")
                + f"\nrolling variances folded for batch-norm eps {bn_eps:g}"
-               + (" (Darknet's)" if bn_eps == DARKNET_BN_EPS else " (not Darknet's 1e-05)"))
-    cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment, bn_eps=bn_eps)
+               + (" (Darknet's)" if bn_eps == DARKNET_BN_EPS else " (not Darknet's 1e-05)")
+               + (f"; conv weights and rolling means x{bn_scale:g}, variances x{bn_scale * bn_scale:g} (exact:"
+                  f" batch norm is scale-invariant; any eps <= 6e-5 then rounds away)" if bn_scale != 1 else ""))
+    cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment, bn_eps=bn_eps, bn_scale=bn_scale)
     names_text = _names_text(model.names) if names_path is not None else None
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in paths]

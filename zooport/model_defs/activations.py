@@ -90,7 +90,9 @@ def lhtan(x):
 
 
 def swish(x):
-    return x * torch.sigmoid(x)
+    # Darknet's x * logistic(x) is SiLU; torch's fused kernel is what PyTorch-trained swish nets (YOLOv5,
+    # YOLOv4-csp) were run with, so exported YOLOv5 networks compute bit-identically to the original.
+    return F.silu(x)
 
 
 def _softplus(x):
