@@ -435,6 +435,13 @@ def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
     assert main(["convert", "yolov5", str(src), "--to", "darknet", "--bn-eps", "1e-6", "-o", str(tmp_path / "cv")]) == 0
     assert "eps 1e-06" in (tmp_path / "cv.cfg").read_text()
     assert main(["convert", "yolov5", str(src), "--bn-eps", "1e-6", "-o", str(tmp_path / "n.pt")]) == 2
+    assert main(["convert", "yolov5", str(src), "--to", "darknet", "--bn-scale", "1", "-o", str(tmp_path / "p")]) == 0
+    plain = load_darknet(tmp_path / "p.cfg", tmp_path / "p.weights").state_dict()
+    scaled = d.state_dict()
+    assert torch.equal(scaled["layers.0.conv.weight"], plain["layers.0.conv.weight"] * 1024)
+    q = str(tmp_path / "q")
+    assert main(["convert", "yolov5", str(src), "--to", "darknet", "--bn-scale", "1000", "-o", q]) == 2
+    assert "power of two" in capsys.readouterr().err and not (tmp_path / "q.cfg").exists()
     # an unsupported model through the CLI: one error line, exit 2, nothing written
     bad, _ = build_release("v3.1")
     save_foreign(bad, tmp_path / "h.pt")

@@ -1,4 +1,5 @@
-"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5|darknet] [-o OUT] [--names FILE] [--bn-eps EPS]``."""
+"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5|darknet] [-o OUT] [--names FILE]
+[--bn-eps EPS] [--bn-scale K]``."""
 from __future__ import annotations
 
 import time
@@ -28,6 +29,10 @@ def register(sub) -> None:
                    help="--to darknet only: batch-norm eps of the program that will run the files, folded into "
                    "the rolling variances exactly (default 1e-5, Darknet's). Not needed for OpenCV 4 (eps 1e-6): "
                    "the export is scaled so that any eps up to 6e-5 gives the same result")
+    p.add_argument("--bn-scale", type=int, default=None, metavar="K",
+                   help="--to darknet only: power of two multiplying conv weights and rolling means (variances by "
+                   "K*K), exact for batch norm (default 1024); 1 writes YOLOv5's own magnitudes, e.g. to fine-tune "
+                   "in Darknet, and is exact for --bn-eps only")
     p.set_defaults(func=_run)
 
 
@@ -44,6 +49,8 @@ def check_args(args) -> None:
         _args.input_file(args.names, "names")
     if args.bn_eps is not None and not 0 < args.bn_eps < 1:
         raise UsageError(f"--bn-eps {args.bn_eps}: expected a small positive number such as 1e-5")
+    if args.bn_scale is not None and (args.bn_scale < 1 or args.bn_scale & (args.bn_scale - 1)):
+        raise UsageError(f"--bn-scale {args.bn_scale}: expected a power of two such as 1 or 1024")
 
 
 def _run(args) -> int:
@@ -53,8 +60,9 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     target = resolve_target(args, "yolov5", SUPPORTED)
     check_args(args)
-    if args.bn_eps is not None and target != "darknet":
-        raise UsageError("--bn-eps applies to --to darknet only")
+    for flag, value in (("--bn-eps", args.bn_eps), ("--bn-scale", args.bn_scale)):
+        if value is not None and target != "darknet":
+            raise UsageError(f"{flag} applies to --to darknet only")
     if target == "darknet":
         return _to_darknet(args, t0)
     out = output_path(args, target, args.checkpoint, (args.checkpoint,))
@@ -97,7 +105,8 @@ def _to_darknet(args, t0: float) -> int:
     with progress(total=2, desc="convert yolov5", unit="step") as bar:
         model = load_yolov5(ckpt, names=args.names)
         bar.update(1)
-        save_darknet(model, cfg, weights, names, **({} if args.bn_eps is None else {"bn_eps": args.bn_eps}))
+        opts = {k: v for k, v in (("bn_eps", args.bn_eps), ("bn_scale", args.bn_scale)) if v is not None}
+        save_darknet(model, cfg, weights, names, **opts)
         bar.update(1)
     for p in (cfg, weights, names):
         report_written(p, "darknet", t0)
