@@ -14,6 +14,8 @@ denominator.
   statistics scale too). The stored variance ``k**2 * (var + eps)`` is then >= 1048 (YOLOv5's eps >= 1e-3),
   where half an ulp (6.1e-5) exceeds any small epsilon: ``var'' + 1e-5``, ``var'' + 1e-6`` and ``var''``
   round to the same float32, so Darknet, OpenCV and anything else with eps <= 6e-5 see one denominator.
+  (YOLOv5 v1.0's eps of 1e-4 gives variances >= 105: another eps <= 6e-5 then moves the denominator by at
+  most 3e-7 relative, a few float32 ulps.)
 * :func:`fold_variance` chooses ``var''`` as a float32 for which ``var'' + eps_to`` rounds to exactly
   ``k**2 * fl32(var + eps_from)``, the source's own float32 sum, scaled: ``sqrt`` and ``1/sqrt`` then
   give ``k`` times the source's values exactly, and the exported network computes what the source computes.
