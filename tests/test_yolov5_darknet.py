@@ -449,3 +449,21 @@ def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Hardswish" in err and "Traceback" not in err
     assert not any(p.suffix in (".cfg", ".weights", ".names") and p.stem == "h" for p in tmp_path.iterdir())
+
+
+def test_save_darknet_writes_the_names_beside_the_cfg_by_default(tmp_path):
+    import zooport
+    from zooport.converters.darknet_meta import read_names
+
+    ckpt, _ = build_release("v7.0", seed=3)
+    save_foreign(ckpt, tmp_path / "y.pt")
+    model = zooport.load_yolov5(tmp_path / "y.pt")
+    out = tmp_path / "a"
+    out.mkdir()
+    info = zooport.save_darknet(model, out / "net.cfg", out / "net.weights")
+    assert sorted(p.name for p in out.iterdir()) == ["net.cfg", "net.names", "net.weights"]
+    assert info["names"] == str(out / "net.names") and read_names(out / "net.names") == ["cat", "dog", "bird"]
+    out = tmp_path / "b"
+    out.mkdir()
+    assert zooport.save_darknet(model, out / "net.cfg", out / "net.weights", names_path=False)["names"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["net.cfg", "net.weights"]

@@ -210,6 +210,7 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
                  bn_eps: float = DARKNET_BN_EPS, bn_scale: float = BN_SCALE) -> dict:
     """Write ``model`` (a native YOLOv5 model) as a Darknet cfg, ``.weights`` (header 0.2.5) and names.
 
+    ``names_path``: one class name per line; default ``cfg_path`` with suffix ``.names``, ``False`` for none.
     ``input_size``: (height, width) or int for ``[net]`` (default ``model.input_size``). ``bn_eps``: the
     batch-norm epsilon the rolling variances are folded for exactly (Darknet's 1e-5, default).
     ``bn_scale``: the power of two ``k`` that conv weights and rolling means are multiplied by (and the
@@ -228,7 +229,9 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
     from ..parsers.darknet_plan import build_plan, weights_bytes
     from .darknet_weights import DEFAULT_HEADER, write_weights
 
-    paths = [Path(cfg_path), Path(weights_path)] + ([Path(names_path)] if names_path is not None else [])
+    if names_path is None:          # Darknet keeps class names in a file of their own: write it beside the cfg
+        names_path = Path(cfg_path).with_suffix(".names")
+    paths = [Path(cfg_path), Path(weights_path)] + ([Path(names_path)] if names_path is not False else [])
     if len({os.path.abspath(p) for p in paths}) != len(paths):
         raise UsageError(f"save_darknet: output paths must differ, got {[str(p) for p in paths]}")
     src = (getattr(model, "source", None) or {})
@@ -239,7 +242,7 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
                + (f"; conv weights and rolling means x{bn_scale:g}, variances x{bn_scale * bn_scale:g} (exact:"
                   f" batch norm is scale-invariant; any eps <= 6e-5 then rounds away)" if bn_scale != 1 else ""))
     cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment, bn_eps=bn_eps, bn_scale=bn_scale)
-    names_text = _names_text(model.names) if names_path is not None else None
+    names_text = _names_text(model.names) if names_path is not False else None
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in paths]
         tmps[0].write_text(cfg_text, encoding="utf-8")
@@ -256,5 +259,5 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
             tmps[2].write_text(names_text, encoding="utf-8")
             if read_names(tmps[2]) != [str(n) for n in model.names]:
                 raise UsageError(f"{names_path}: class names do not read back unchanged")
-    return {"cfg": str(paths[0]), "weights": str(paths[1]), "names": str(paths[2]) if names_path else None,
+    return {"cfg": str(paths[0]), "weights": str(paths[1]), "names": str(paths[2]) if names_path is not False else None,
             "layers": len(plan), "weights_bytes": need}
