@@ -10,8 +10,8 @@ denominator.
 
 * it scales the conv weight and the running mean by ``k = 2**10`` and the variance by ``k**2``. The conv
   output is then exactly ``k`` times larger (a power of two commutes with float rounding) and batch norm,
-  being scale-invariant, gives the same result bit for bit, in inference and in training (batch
-  statistics scale too). The stored variance ``k**2 * (var + eps)`` is then >= 1048 (YOLOv5's eps >= 1e-3),
+  being scale-invariant, gives the same result bit for bit in inference (in training the batch
+  statistics scale too, and only the eps shrinks by ``k**2``). The stored variance ``k**2 * (var + eps)`` is then >= 1048 (YOLOv5's eps >= 1e-3),
   where half an ulp (6.1e-5) exceeds any small epsilon: ``var'' + 1e-5``, ``var'' + 1e-6`` and ``var''``
   round to the same float32, so Darknet, OpenCV and anything else with eps <= 6e-5 see one denominator.
   (YOLOv5 v1.0's eps of 1e-4 gives variances >= 105: another eps <= 6e-5 then moves the denominator by at
