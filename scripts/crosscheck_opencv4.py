@@ -135,19 +135,16 @@ def main(argv=None) -> int:
         cv = [z[f"arr_{k}"] for k in range(len(z.files))]
         dmodel = zooport.load_darknet(cfg, weights, names=names)
         xt = torch.from_numpy(x.copy())
+        det = model.model[model.detect_index]
         with torch.no_grad():
-            ref_raw = model.raw(xt)
-            det = model.model[model.detect_index]
-            ref_in = [r.sigmoid() for r in ref_raw]
-            sizes = [det.na * r.shape[2] * r.shape[3] for r in ref_raw]
-            ref_dec = det.decode(ref_raw).split(sizes, 1)           # YOLOv5's decode, split by level
             dk_in = dmodel.raw(xt)       # zooport's Darknet model (eps 1e-5) on the very same files
-    if use_gold:     # the reference is then YOLOv5's own output, read from the golden files
-        ref_in, dec = [], np.fromfile(gold / "decoded.f32", dtype="<f4").reshape(1, -1, 5 + len(model.names))
-        for k, r in enumerate(ref_raw):
-            g = np.fromfile(gold / f"raw{k}.f32", dtype="<f4").astype(np.float64).reshape(1, det.na, *r.shape[2:], -1)
-            ref_in.append(torch.from_numpy(1 / (1 + np.exp(-g.transpose(0, 1, 4, 2, 3).reshape(r.shape)))))
-        ref_dec = torch.from_numpy(dec).split(sizes, 1)
+            if use_gold:                 # the reference is YOLOv5's own output, read from the golden files
+                ref_in, ref_dec = _golden_reference(gold, [t.shape for t in dk_in], det.na)
+            else:
+                ref_raw = model.raw(xt)
+                ref_in = [r.sigmoid() for r in ref_raw]
+                sizes = [det.na * r.shape[2] * r.shape[3] for r in ref_raw]
+                ref_dec = det.decode(ref_raw).split(sizes, 1)       # YOLOv5's decode, split by level
     nh = len(ref_in)
     runs = [_differences(cv[2 * nh * r: 2 * nh * (r + 1)], ref_in, ref_dec, dk_in, det.na, h, w) for r in (0, 1)]
     print(f"OpenCV {meta['opencv']} readNetFromDarknet on the Darknet export of {model.source.get('file')} "
@@ -157,11 +154,26 @@ def main(argv=None) -> int:
         print(f"  {label}: head inputs {worst['head_in']:.3g}, objectness {worst['obj']:.3g}, boxes (fractions of "
               f"the image, OpenCV's output) {worst['box']:.3g}; in pixels: centres {worst['xy_px']:.3g}, "
               f"sizes {worst['wh_px']:.3g} ({worst['wh_rel']:.3g} of the size)"
-              + (f"; vs zooport's Darknet model {worst['vs_zooport_darknet']:.3g}" if dk_in is not None else ""))
+              + f"; vs zooport's Darknet model {worst['vs_zooport_darknet']:.3g}")
     worst = runs[0]
     ok = max(worst["head_in"], worst["obj"], worst["box"], worst["vs_zooport_darknet"]) <= args.tol
     print("OK" if ok else f"FAILED: a difference exceeds {args.tol}")
     return 0 if ok else 1
+
+
+def _golden_reference(gold: Path, shapes, na: int):
+    """YOLOv5's golden per-level sigmoid outputs, shaped like the Darknet heads' inputs ``shapes``
+    ((1, na * no, H, W) each), and its decoded rows split by level."""
+    import torch
+
+    ref_in, sizes = [], []
+    for k, shape in enumerate(shapes):
+        _, c, gh, gw = shape
+        g = np.fromfile(gold / f"raw{k}.f32", dtype="<f4").astype(np.float64).reshape(1, na, gh, gw, c // na)
+        ref_in.append(torch.from_numpy(1 / (1 + np.exp(-g.transpose(0, 1, 4, 2, 3).reshape(shape)))))
+        sizes.append(na * gh * gw)
+    dec = np.fromfile(gold / "decoded.f32", dtype="<f4").reshape(1, sum(sizes), -1)
+    return ref_in, torch.from_numpy(dec).split(sizes, 1)
 
 
 def _differences(cv, ref_in, ref_dec, dk_in, na, h, w) -> dict:
@@ -173,8 +185,7 @@ def _differences(cv, ref_in, ref_dec, dk_in, na, h, w) -> dict:
         r = ref_in[k].numpy()
         got = cv[k].reshape(r.shape)
         worst["head_in"] = max(worst["head_in"], float(np.abs(got - r).max()))
-        if dk_in is not None:
-            worst["vs_zooport_darknet"] = max(worst["vs_zooport_darknet"], float(np.abs(got - dk_in[k].numpy()).max()))
+        worst["vs_zooport_darknet"] = max(worst["vs_zooport_darknet"], float(np.abs(got - dk_in[k].numpy()).max()))
         _, c, gh, gw = r.shape
         rows = cv[nh + k].reshape(gh, gw, na, -1).transpose(2, 0, 1, 3).reshape(na * gh * gw, -1)
         d = ref_dec[k][0].numpy().astype(np.float64)

@@ -49,8 +49,10 @@ def check_args(args) -> None:
         _args.input_file(args.names, "names")
     if args.bn_eps is not None and not 0 < args.bn_eps < 1:
         raise UsageError(f"--bn-eps {args.bn_eps}: expected a small positive number such as 1e-5")
-    if args.bn_scale is not None and (args.bn_scale < 1 or args.bn_scale & (args.bn_scale - 1)):
-        raise UsageError(f"--bn-scale {args.bn_scale}: expected a power of two such as 1 or 1024")
+    if args.bn_scale is not None:
+        from ..converters.bn_fold import check_scale
+
+        check_scale(args.bn_scale, "--bn-scale")
 
 
 def _run(args) -> int:

@@ -11,11 +11,11 @@ denominator.
 * it scales the conv weight and the running mean by ``k = 2**10`` and the variance by ``k**2``. The conv
   output is then exactly ``k`` times larger (a power of two commutes with float rounding) and batch norm,
   being scale-invariant, gives the same result bit for bit in inference (in training the batch
-  statistics scale too, and only the eps shrinks by ``k**2``). The stored variance ``k**2 * (var + eps)`` is then >= 1048 (YOLOv5's eps >= 1e-3),
-  where half an ulp (6.1e-5) exceeds any small epsilon: ``var'' + 1e-5``, ``var'' + 1e-6`` and ``var''``
-  round to the same float32, so Darknet, OpenCV and anything else with eps <= 6e-5 see one denominator.
-  (YOLOv5 v1.0's eps of 1e-4 gives variances >= 105: another eps <= 6e-5 then moves the denominator by at
-  most 3e-7 relative, a few float32 ulps.)
+  statistics scale too, and only the eps shrinks by ``k**2``). The stored variance ``k**2 * (var + eps)``
+  is then >= 1048 (YOLOv5's eps >= 1e-3), where half an ulp (6.1e-5) exceeds any small epsilon:
+  ``var'' + 1e-5``, ``var'' + 1e-6`` and ``var''`` round to the same float32, so Darknet, OpenCV and
+  anything else with eps <= 6e-5 see one denominator. (YOLOv5 v1.0's eps of 1e-4 gives variances
+  >= 105: another eps <= 6e-5 then moves the denominator by at most 3e-7 relative, a few float32 ulps.)
 * :func:`fold_variance` chooses ``var''`` as a float32 for which ``var'' + eps_to`` rounds to exactly
   ``k**2 * fl32(var + eps_from)``, the source's own float32 sum, scaled: ``sqrt`` and ``1/sqrt`` then
   give ``k`` times the source's values exactly, and the exported network computes what the source computes.
@@ -26,13 +26,26 @@ with ``eps_from`` rounds to the same denominator (the middle of that range): the
 """
 from __future__ import annotations
 
-import torch
+import math
+from typing import TYPE_CHECKING
 
-from ..errors import WeightsError
+from ..errors import UsageError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
 
 BN_SCALE = 1024    # k: a power of two, so the scaling is exact; k**2 * 1e-3 = 1048.6 (half an ulp 6.1e-5)
 
-__all__ = ["BN_SCALE", "fold_variance", "fold_bn", "unfold_bn"]
+__all__ = ["BN_SCALE", "check_scale", "fold_variance", "fold_bn", "unfold_bn"]
+
+
+def check_scale(k, what: str = "bn_scale") -> float:
+    """``k`` as a float if it is a positive power of two (the scaling is exact only then), else UsageError.
+    Needs no torch: the CLI checks ``--bn-scale`` with it before anything loads."""
+    k = float(k)
+    if not (k > 0 and math.frexp(k)[0] == 0.5):
+        raise UsageError(f"{what} {k:g}: expected a positive power of two (so that the scaling is exact)")
+    return k
 
 
 def fold_variance(var: torch.Tensor, eps_from: float, eps_to: float, scale: float = 1.0) -> torch.Tensor:
@@ -48,6 +61,8 @@ def fold_variance(var: torch.Tensor, eps_from: float, eps_to: float, scale: floa
     for Darknet's 1e-5 and OpenCV's 1e-6, scaled or not. Raises WeightsError naming the channel of a
     non-finite variance.
     """
+    import torch
+
     var = var.detach().to("cpu", torch.float32)
     bad = ~torch.isfinite(var)
     if bool(bad.any()):

@@ -36,7 +36,7 @@ import torch
 from .._io import atomic_path
 from ..errors import CheckpointError, UsageError, WeightsError
 from ..model_defs.darknet_layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
-from .bn_fold import BN_SCALE, fold_bn, unfold_bn
+from .bn_fold import BN_SCALE, check_scale, fold_bn, unfold_bn
 from .yolov5_darknet_lower import lower, render_cfg
 
 __all__ = ["save_darknet", "yolov5_to_darknet", "darknet_to_yolov5_state_dict", "default_outputs"]
@@ -75,14 +75,7 @@ def yolov5_to_darknet(model, input_size=None, comment: str = "", *, bn_eps: floa
     lw = lower(model)
     cfg_text = render_cfg(lw, width=w, height=h, comment=comment)
     sd = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    return cfg_text, _gather(lw, sd, bn_eps, _check_scale(bn_scale)), lw
-
-
-def _check_scale(k) -> float:
-    k = float(k)
-    if not (k > 0 and torch.frexp(torch.tensor(k, dtype=torch.float64))[0].item() == 0.5):
-        raise UsageError(f"bn_scale {k:g}: expected a positive power of two (so that the scaling is exact)")
-    return k
+    return cfg_text, _gather(lw, sd, bn_eps, check_scale(bn_scale)), lw
 
 
 def _gather(lw, sd: dict, bn_eps: float, k: float) -> dict:
@@ -122,7 +115,7 @@ def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_E
     Raises CheckpointError when the Darknet network does not have the structure of ``model``'s export.
     """
     _check_model(model)
-    k = _check_scale(bn_scale)
+    k = check_scale(bn_scale)
     lw = lower(model)
     dsd = darknet if isinstance(darknet, dict) else darknet.state_dict()
     own = model.state_dict()
@@ -231,7 +224,8 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
 
     if names_path is None:          # Darknet keeps class names in a file of their own: write it beside the cfg
         names_path = Path(cfg_path).with_suffix(".names")
-    paths = [Path(cfg_path), Path(weights_path)] + ([Path(names_path)] if names_path is not False else [])
+    write_names = names_path is not False
+    paths = [Path(cfg_path), Path(weights_path)] + ([Path(names_path)] if write_names else [])
     if len({os.path.abspath(p) for p in paths}) != len(paths):
         raise UsageError(f"save_darknet: output paths must differ, got {[str(p) for p in paths]}")
     src = (getattr(model, "source", None) or {})
@@ -242,7 +236,7 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
                + (f"; conv weights and rolling means x{bn_scale:g}, variances x{bn_scale * bn_scale:g} (exact:"
                   f" batch norm is scale-invariant; any eps <= 6e-5 then rounds away)" if bn_scale != 1 else ""))
     cfg_text, sd, lw = yolov5_to_darknet(model, input_size, comment=comment, bn_eps=bn_eps, bn_scale=bn_scale)
-    names_text = _names_text(model.names) if names_path is not False else None
+    names_text = _names_text(model.names) if write_names else None
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in paths]
         tmps[0].write_text(cfg_text, encoding="utf-8")
@@ -259,5 +253,5 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
             tmps[2].write_text(names_text, encoding="utf-8")
             if read_names(tmps[2]) != [str(n) for n in model.names]:
                 raise UsageError(f"{names_path}: class names do not read back unchanged")
-    return {"cfg": str(paths[0]), "weights": str(paths[1]), "names": str(paths[2]) if names_path is not False else None,
+    return {"cfg": str(paths[0]), "weights": str(paths[1]), "names": str(paths[2]) if write_names else None,
             "layers": len(plan), "weights_bytes": need}
