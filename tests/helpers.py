@@ -5,6 +5,7 @@ user's fresh clone still passes); with it set, a missing file FAILS the test.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -107,3 +108,16 @@ def read_index(folder: Path) -> tuple[dict, str]:
                 path = folder / f"{parts[0]}.f32"
             out[parts[0]] = (shape, path)
     return out, lines[1]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the block, then restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

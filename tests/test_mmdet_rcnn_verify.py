@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from helpers import asset, formula_state_dict
+from helpers import asset, formula_state_dict, torch_threads
 
 from zooport.errors import UsageError
 
@@ -33,10 +32,8 @@ def rcnn_ckpt(tmp_path_factory):
 def one_thread():
     """Small per-RoI ops run ~5x slower with 2 intra-op threads on the shared 2-core machine; the
     pipeline, not the speed, is under test here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
+from helpers import torch_threads
 from torch import nn
 
 from zooport.errors import UsageError
@@ -36,10 +37,8 @@ TOL = 1e-5
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Thousands of tiny ops: worker threads only add spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield
 
 
 def _other(h: int) -> int:

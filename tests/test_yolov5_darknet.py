@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_close, asset, read_f32
+from helpers import assert_close, asset, read_f32, torch_threads
 from yolov5_fakes import RELEASES, build_release, save_foreign
 
 HEAD_REL = 1e-4    # head inputs: max |darknet - sigmoid(yolov5)| <= 1e-4 * max(1, |ref|)
@@ -197,10 +197,8 @@ def yolov5n_export(tmp_path_factory):
 def golden_threads():
     """YOLOv5's golden outputs were computed with 2 intra-op threads: zooport's native yolov5n reproduces them
     bit for bit with 2 (and within 9.8e-4 px with 1, where oneDNN sums in another order)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
+    with torch_threads(2):
+        yield
 
 
 @pytest.mark.slow
