@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from . import ultralytics_blocks as U
 from . import yolov5_blocks as B
 from .base import default_preprocess
-from .yolov5 import ConvBlockModel, _SkipInit, apply_overrides
+from .yolov5 import ConvBlockModel, _SkipInit
 
 FAMILY = "ultralytics"
 
@@ -92,13 +92,7 @@ class UltralyticsModel(ConvBlockModel):
                 raise ConfigError(f"Ultralytics arch layer {i} ({spec.get('type')}): cannot build ({e})") from None
         self.model = nn.Sequential(*mods)
         self.froms, self.save, self.detect_index = froms, sorted(save), len(mods) - 1
-        self._arch = arch
-        self._arch["overrides"] = dict(arch.get("overrides") or {})
-        apply_overrides(self, self._arch["overrides"])
-        if arch.get("fused"):
-            for m in self.modules():
-                if isinstance(m, B.Conv):
-                    m.fused_structure_()
+        self._adopt_arch(arch)
 
     @property
     def detect(self) -> U.Detect:

@@ -47,6 +47,17 @@ class ConvBlockModel(Detector):
     def native_arch(self) -> dict:
         return copy.deepcopy(self._arch)
 
+    def _adopt_arch(self, arch: dict) -> None:
+        """Keep ``arch`` (already copied) as ``_arch`` and bring the built layers to it: its per-module
+        ``overrides`` and, for a fused checkpoint, the conv-with-bias structure (no BN)."""
+        self._arch = arch
+        self._arch["overrides"] = dict(arch.get("overrides") or {})
+        apply_overrides(self, self._arch["overrides"])
+        if arch.get("fused"):
+            for m in self.modules():
+                if isinstance(m, B.Conv):
+                    m.fused_structure_()
+
 
 class YOLOv5Model(ConvBlockModel):
     """A YOLOv5 detector (any release, P5/P6/P2/P7, any nc/anchors/multiples).
@@ -82,13 +93,7 @@ class YOLOv5Model(ConvBlockModel):
                          anchors=None, source=meta.get("source") or {"format": "yolov5"})
         layers, self.froms, self.save, self.detect_index = parse_model(yaml, opt, int(yaml.get("ch", 3)), stride)
         self.model = nn.Sequential(*layers)
-        self._arch = arch
-        self._arch["overrides"] = dict(arch.get("overrides") or {})
-        apply_overrides(self, self._arch["overrides"])
-        if arch.get("fused"):
-            for m in self.modules():
-                if isinstance(m, B.Conv):
-                    m.fused_structure_()
+        self._adopt_arch(arch)
         self.anchors = self._pixel_anchors()
 
     # -- metadata -----------------------------------------------------------------------------
