@@ -14,6 +14,7 @@ import pickle
 import types
 
 import torch
+from yolov5_fakes import ForeignNamePickler
 
 B = "ultralytics.nn.modules.block."
 BOTTLE = {"type": "Bottleneck", "k": [3, 3], "g": 1}
@@ -84,7 +85,7 @@ def ultralytics_shaped(model):
     return m
 
 
-class _UltraPickler(pickle._Pickler):
+class _UltraPickler(ForeignNamePickler):
     renames: dict = {}
 
     def save(self, obj, save_persistent_id=True):
@@ -93,17 +94,8 @@ class _UltraPickler(pickle._Pickler):
             return
         super().save(obj, save_persistent_id)
 
-    def save_global(self, obj, name=None):
-        fq = self.renames.get(id(obj))
-        if fq:
-            module, qual = fq.rsplit(".", 1)
-            self.write(pickle.GLOBAL + f"{module}\n{qual}\n".encode())
-            self.memoize(obj)
-            return
-        super().save_global(obj, name)
-
-    dispatch = dict(pickle._Pickler.dispatch)
-    dispatch[type] = save_global
+    def foreign_name(self, obj) -> str | None:
+        return self.renames.get(id(obj))
 
 
 def save_ultralytics(top: dict, path, renames: dict | None = None) -> None:

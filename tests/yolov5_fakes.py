@@ -23,10 +23,17 @@ from torch import nn
 # A pickle "module" for torch.save whose Pickler writes foreign class names.
 
 
-class _ForeignNamePickler(pickle._Pickler):
-    def save_global(self, obj, name=None):
+class ForeignNamePickler(pickle._Pickler):
+    """Writes a class as ``GLOBAL module qualname`` of the foreign name :meth:`foreign_name` gives it (here:
+    the class's own ``_foreign`` attribute), any other global as pickle does."""
+
+    def foreign_name(self, obj) -> str | None:
         fq = getattr(obj, "_foreign", None) if isinstance(obj, type) else None
-        if fq and obj.__dict__.get("_foreign") == fq:
+        return fq if fq and obj.__dict__.get("_foreign") == fq else None
+
+    def save_global(self, obj, name=None):
+        fq = self.foreign_name(obj)
+        if fq:
             module, qual = fq.rsplit(".", 1)
             self.write(pickle.GLOBAL + f"{module}\n{qual}\n".encode())
             self.memoize(obj)
@@ -37,7 +44,7 @@ class _ForeignNamePickler(pickle._Pickler):
     dispatch[type] = save_global
 
 
-FOREIGN_PICKLE = types.SimpleNamespace(__name__="foreign_pickle", Pickler=_ForeignNamePickler, dump=pickle.dump)
+FOREIGN_PICKLE = types.SimpleNamespace(__name__="foreign_pickle", Pickler=ForeignNamePickler, dump=pickle.dump)
 
 
 def save_foreign(obj, path) -> None:
