@@ -115,6 +115,17 @@ class Scale(nn.Module):
         return x * self.scale
 
 
+def run_stages(owner: nn.Module, names: list, x, out_indices) -> tuple:
+    """A backbone's stages: ``owner``'s submodules ``names`` run in order on ``x`` (B, C, H, W); returns the
+    outputs of the stages whose index is in ``out_indices``, in stage order (MMDetection's ``out_indices``)."""
+    outs = []
+    for i, name in enumerate(names):
+        x = getattr(owner, name)(x)
+        if i in out_indices:
+            outs.append(x)
+    return tuple(outs)
+
+
 @torch.no_grad()
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new conv of the same class (plain or TF-SAME) computing bn(conv(x)) (eval statistics)."""

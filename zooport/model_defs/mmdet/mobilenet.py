@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ...errors import ConfigError
-from .common import ConvModule, reject_unsupported
+from .common import ConvModule, reject_unsupported, run_stages
 
 # expand ratio, channels, blocks, stride (MobileNetV2 paper / mmdet arch_settings)
 ARCH = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
@@ -69,9 +69,4 @@ class MobileNetV2(nn.Module):
 
     def forward(self, x):
         x = self.conv1(x)
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, self.layers, x, self.out_indices)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from ...errors import ConfigError
-from .common import build_norm, conv2d, reject_unsupported
+from .common import build_norm, conv2d, reject_unsupported, run_stages
 
 ARCH = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
         101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
@@ -110,9 +110,4 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        outs = []
-        for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, self.res_layers, x, self.out_indices)

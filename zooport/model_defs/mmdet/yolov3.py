@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError
 from .anchors import build_prior_generator
-from .common import ConvModule, conv2d
+from .common import ConvModule, conv2d, run_stages
 
 DEPTHS = {53: ((1, 2, 8, 8, 4), ((32, 64), (64, 128), (128, 256), (256, 512), (512, 1024)))}
 
@@ -56,12 +56,7 @@ class Darknet(nn.Module):
             self.cr_blocks.append(f"conv_res_block{i + 1}")
 
     def forward(self, x):
-        outs = []
-        for i, name in enumerate(self.cr_blocks):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, self.cr_blocks, x, self.out_indices)
 
 
 class DetectionBlock(nn.Module):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .common import ConvModule, conv2d, reject_unsupported
+from .common import ConvModule, conv2d, reject_unsupported, run_stages
 
 P5 = [[64, 128, 3, True, False], [128, 256, 9, True, False], [256, 512, 9, True, False], [512, 1024, 3, False, True]]
 
@@ -100,12 +100,7 @@ class CSPDarknet(nn.Module):
             self.out_channels.append(cout)
 
     def forward(self, x):
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, self.layers, x, self.out_indices)
 
 
 class YOLOXPAFPN(nn.Module):
