@@ -1,9 +1,7 @@
-"""One implementation of each thing: the names-file reader, the strict state-dict check, the
-MMDetection <-> Darknet key mapping; dead code gone. No assets needed."""
+"""One implementation of each thing, by behaviour: the names-file reader and the one ``names=`` resolution, the
+strict state-dict check, the MMDetection <-> Darknet key mapping. No assets needed."""
 from __future__ import annotations
 
-import inspect
-import re
 from pathlib import Path
 
 import pytest
@@ -14,18 +12,9 @@ import zooport
 PKG = Path(zooport.__file__).resolve().parent
 
 
-def test_one_names_reader_one_error_type(tmp_path):
-    from zooport.converters.darknet import meta as darknet_meta
+def test_names_file_reader_rules(tmp_path):
     from zooport.parsers.names import read_names
-    from zooport.zoo import api, manifest
 
-    assert darknet_meta.read_names is read_names and api.read_names is read_names
-    assert not hasattr(manifest, "read_names")
-    # no other module reads "one name per line" by itself
-    pattern = re.compile(r"\[\s*\w+\.strip\(\) for \w+ in .*splitlines\(\)\s+if\s+\w+\.strip\(\)")
-    others = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
-              if p.name != "names.py" and pattern.search(p.read_text())]
-    assert others == [], others
     (tmp_path / "ok.names").write_bytes(b"\xef\xbb\xbfa\r\n\r\n b \r\n")
     assert read_names(tmp_path / "ok.names") == ["a", "b"]
     (tmp_path / "bin.names").write_bytes(b"\xff\xfe\x00")
@@ -35,12 +24,21 @@ def test_one_names_reader_one_error_type(tmp_path):
             read_names(tmp_path / bad)
 
 
+def test_resolve_names_takes_a_list_a_tuple_or_a_file(tmp_path):
+    from zooport.parsers.names import resolve_names
+
+    (tmp_path / "two.names").write_text("cat\ndog\n")
+    assert resolve_names(None) is None
+    assert resolve_names(["cat", "dog"]) == resolve_names(("cat", "dog")) == resolve_names(tmp_path / "two.names") \
+        == resolve_names(str(tmp_path / "two.names")) == ["cat", "dog"]
+    for bad in ([], 3, {"a": 1}):
+        with pytest.raises(zooport.UsageError, match="names"):
+            resolve_names(bad)
+
+
 def test_one_strict_state_dict_check():
     from zooport.converters import native
-    from zooport.converters.darknet import load as darknet
 
-    assert not hasattr(darknet, "_assign")
-    assert "load_state_dict_strict" in inspect.getsource(darknet.load_darknet)
     m = torch.nn.Linear(2, 3)
     sd = {"weight": torch.ones(3, 2), "bias": torch.zeros(3)}
     native.load_state_dict_strict(m, sd, "x", assign=True)
@@ -68,11 +66,3 @@ def test_one_mmdet_darknet_mapping(monkeypatch):
         assert calls, fn
     assert md._name_map("p", True)["bn.running_var"] == "p.bn.running_var"
     assert md._name_map("p", False) == {"conv.bias": "p.bias", "conv.weight": "p.weight"}
-
-
-def test_dead_code_and_stale_docstrings_gone():
-    from zooport import parsers
-    from zooport.parsers.darknet import plan as darknet_plan
-
-    assert not hasattr(darknet_plan, "head_layers")
-    assert "Torch-free parsers" not in parsers.__doc__ and "yolov5_ckpt" in parsers.__doc__

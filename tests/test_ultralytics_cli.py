@@ -23,7 +23,7 @@ def test_convert_to_native_and_back(to, ckpt, tmp_path, capsys):
     src, ref = ckpt
     out = tmp_path / f"native.{to}"
     assert main(["convert", "ultralytics", str(src), "--to", to, "-o", str(out)]) == 0
-    assert "v11 head, 3 classes" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith(f"wrote {out} (")  # the one success line of every convert verb
     m = zooport.load(str(out))
     assert type(m).__name__ == "UltralyticsModel" and m.names == ["a", "b", "c"]
     x = torch.rand(2, 3, 64, 64)

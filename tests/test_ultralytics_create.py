@@ -82,7 +82,7 @@ def test_create_detect_bias_init_and_unknown_name():
     from zooport.errors import UsageError
     from zooport.model_defs.ultralytics.build import create_ultralytics
 
-    m = create_ultralytics("yolo11n", nc=3, names=["a", "b", "c"])
+    m = create_ultralytics("yolo11n", num_classes=3, names=["a", "b", "c"])
     assert m.names == ["a", "b", "c"] and m.detect.head == "v11" and m.detect.cv3[0][-1].out_channels == 3
     assert torch.all(m.detect.cv2[0][-1].bias == 1.0)
     assert m.detect.cv3[2][-1].bias[0].item() == pytest.approx(math.log(5 / 3 / (640 / 32) ** 2))

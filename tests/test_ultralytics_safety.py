@@ -23,7 +23,7 @@ def _load(path):
 
 @pytest.mark.parametrize("head", ["v8", "v11"])
 def test_tree_reader_rebuilds_the_pickled_model(head, tmp_path):
-    from zooport.loading import sniff_checkpoint
+    from zooport.checkpoints import sniff_checkpoint
 
     ref = tiny_model(head)
     p = tmp_path / "tiny.pt"

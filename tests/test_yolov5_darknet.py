@@ -452,7 +452,7 @@ def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
 
 def test_save_darknet_writes_the_names_beside_the_cfg_by_default(tmp_path):
     import zooport
-    from zooport.converters.darknet.meta import read_names
+    from zooport.parsers.names import read_names
 
     ckpt, _ = build_release("v7.0", seed=3)
     save_foreign(ckpt, tmp_path / "y.pt")

@@ -251,7 +251,7 @@ def test_compressed_storage_zip_bomb_rejected_fast(tmp_path):
     _with_member(src, dpkl, pkl, lambda d: [d], zipfile.ZIP_DEFLATED)
     with pytest.raises(UnsafeCheckpointError, match="data.pkl is compressed"):
         _load(dpkl)
-    from zooport.loading import sniff_checkpoint
+    from zooport.checkpoints import sniff_checkpoint
 
     with pytest.raises(UnsafeCheckpointError, match="data.pkl is compressed"):
         sniff_checkpoint(dpkl)

@@ -89,3 +89,8 @@ class WriteError(ZooportError):
 class ZooportWarning(UserWarning):
     """Something zooport adjusted for the user (e.g. an image size rounded up to the model's stride). The
     CLI prints it as one ``zooport: warning: ...`` line; Python callers get a normal warning."""
+
+
+class ZooportNote(ZooportWarning):
+    """A default zooport chose for the user that they may want to know about (e.g. the COCO class names for an
+    80-class Darknet cfg given without names). The CLI prints it as one ``zooport: note: ...`` line."""

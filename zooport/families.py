@@ -16,7 +16,11 @@ A :class:`Family` record says, as data, everything the rest of zooport asks of a
 * ``postprocess``: the verifier's and predictor's default post-processing flavour; ``eval_defaults``: its
   conf / iou / max_det as the family's own validator uses them; ``onnx_parity``: the exported ONNX decodes
   exactly like the eager model, so ``verify --backend auto`` may run it on onnxruntime; ``stride_rounding``:
-  input sizes must be multiples of the maximum stride.
+  input sizes must be multiples of the maximum stride;
+* ``assigner``: the training assigner ``analyze assign`` draws (None: decided by the model's head);
+  ``raw_layout``: ``"levels"`` (``raw(x)`` is one tensor per level) or ``"groups"`` (output groups, each a
+  list of per-level tensors); ``anchors_writer``: the function writing new anchors into the family's own
+  architecture file (``analyze anchors --write-cfg``), if any.
 
 Adding a family means its sub-packages (``parsers/<family>/``, ``converters/<family>/``, ``model_defs/<family>/``,
 a ``postprocess`` module if it needs one), one record in :data:`FAMILIES` and its tests (``docs/ARCHITECTURE.md``).
@@ -49,6 +53,9 @@ class Family:
     stride_rounding: bool = True
     zoo: bool = False
     takes_config: bool = False
+    assigner: str | None = None
+    raw_layout: str = "levels"
+    anchors_writer: str | None = None
 
     def load_fn(self):
         """The family's loader function (imported on first use)."""
@@ -77,7 +84,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         native={"darknet": ("zooport.model_defs.darknet.model:DarknetModel.from_native", "detect")},
         targets=("pt", "safetensors", "darknet", "mmdet"), cli_module="zooport.cli.convert_darknet",
         postprocess="darknet", eval_defaults=MappingProxyType({"conf": 0.001, "iou": 0.6, "max_det": None}),
-        onnx_parity=True, zoo=True),
+        onnx_parity=True, zoo=True, assigner="yolov3"),
     Family(
         name="ultralytics", what="an Ultralytics checkpoint", convert="zooport convert ultralytics CKPT",
         loader="zooport.converters.ultralytics.load:load_ultralytics",
@@ -94,7 +101,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                 "yolov5-cls": ("zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native", "classify")},
         targets=("pt", "safetensors", "yolov5", "darknet"), cli_module="zooport.cli.convert_yolov5",
         pickle_globals=("models.yolo", "models.common"), pickle_strings=("models.yolo", "models.common"),
-        postprocess="yolov5", eval_defaults=_YOLO_EVAL, onnx_parity=True, zoo=True),
+        postprocess="yolov5", eval_defaults=_YOLO_EVAL, onnx_parity=True, zoo=True, assigner="yolov5",
+        anchors_writer="zooport.analysis.anchors_io:write_yolov5_yaml"),
     Family(
         name="mmdet", what="an MMDetection checkpoint", convert="zooport convert mmdet CKPT",
         loader="zooport.converters.mmdet.load:load_mmdet",
@@ -103,7 +111,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         sniff_strings=frozenset({"state_dict", "meta"}),
         # None: the model's own test_cfg value
         postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
-        stride_rounding=False, zoo=True, takes_config=True),
+        stride_rounding=False, zoo=True, takes_config=True, raw_layout="groups"),
 )}
 
 # native checkpoint ``family`` key -> its Family
@@ -118,23 +126,24 @@ def get(name: str) -> Family:
         raise UsageError(f"unknown model family {name!r}; expected one of {', '.join(FAMILIES)}") from None
 
 
-def native_key(model) -> str:
-    """The native ``family`` key a model is saved under (``model.family``: ``"yolov5-seg"`` ...)."""
-    key = getattr(model, "family", None)
-    if key not in _BY_NATIVE:
-        raise UsageError(f"{type(model).__name__} is not a zooport model (no known family; expected one of "
-                         f"{', '.join(sorted(_BY_NATIVE))})")
-    return key
-
-
-def of(model) -> Family:
-    """The :class:`Family` of a native model."""
-    return _BY_NATIVE[native_key(model)]
+def lookup(model) -> Family | None:
+    """The :class:`Family` of a model by its native key (``model.family``: ``"yolov5-seg"`` ...), or None for a
+    :class:`~zooport.model_defs.base.Detector` of no registered family (a user's own, a test double): tools
+    then treat it as a YOLO-style detector (YOLOv5 post-processing, torch backend)."""
+    return _BY_NATIVE.get(getattr(model, "family", None))
 
 
 def task_of(model) -> str:
-    """``"detect"``, ``"segment"`` or ``"classify"``: what the model's outputs are."""
-    return of(model).task(native_key(model))
+    """``"detect"``, ``"segment"`` or ``"classify"``: what the model's outputs are (``"detect"`` when the
+    family is not registered)."""
+    fam = lookup(model)
+    return fam.task(model.family) if fam is not None else "detect"
+
+
+def postprocess_of(model) -> str:
+    """The default post-processing flavour of a model (``"darknet"``, ``"mmdet"`` or ``"yolov5"``)."""
+    fam = lookup(model)
+    return fam.postprocess if fam is not None else "yolov5"
 
 
 def native_builder(key: str):

@@ -12,16 +12,18 @@ from ..errors import UsageError
 
 
 def assigner_for(model) -> str:
-    fam = getattr(model, "family", "")
-    if fam == "darknet":
-        return "yolov3"
-    if fam == "yolov5":
-        return "yolov5"
+    """The training assigner of a model: its family's (:mod:`zooport.families`), else by its head's type."""
+    from ..families import lookup
+
+    fam = lookup(model)
+    if fam is not None and fam.assigner:
+        return fam.assigner
     head = type(getattr(model, "bbox_head", None)).__name__
     for key, kind in (("YOLOV3", "yolov3"), ("Retina", "maxiou"), ("FCOS", "fcos"), ("ATSS", "atss"), ("GFL", "atss")):
         if key.lower() in head.lower():
             return kind
-    raise UsageError(f"no assigner known for {fam or 'this'} model (head {head}); pass --assigner")
+    raise UsageError(f"no assigner known for {getattr(model, 'family', '') or 'this'} model (head {head}); "
+                     "pass --assigner")
 
 
 def model_levels(model, imgsz: int) -> list:

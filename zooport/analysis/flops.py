@@ -62,8 +62,7 @@ def _leaf_flops(m, inp, out, convention: str) -> float:
 
 def _groups(model):
     """The rows of the table: (index, type name, module) in execution order."""
-    fam = getattr(model, "family", "")
-    if fam == "yolov5" or (hasattr(model, "model") and hasattr(model, "froms")):
+    if hasattr(model, "model") and hasattr(model, "froms"):  # a YOLO yaml layer list (YOLOv5, Ultralytics)
         return [(i, type(m).__name__, m) for i, m in enumerate(model.model)]
     if hasattr(model, "plan") and hasattr(model, "layers"):
         return [(lp.index, lp.type, model.layers[lp.index]) for lp in model.plan]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 import weakref
 
+from ..families import lookup
+
 
 def _pair(v):
     if isinstance(v, str):
@@ -200,7 +202,8 @@ def receptive_fields(model, imgsz=None) -> list:
         st = [h / t.shape[-2], w / t.shape[-1]]
         rows.append({"layer": lab, "stride": _num(st[0]) if st[0] == st[1] else [_num(v) for v in st],
                      "receptive_field": rf[0] if rf[0] == rf[1] else rf, "shape": list(t.shape[1:])})
-    if getattr(model, "family", "") == "mmdet":  # one row per level: the widest field of its groups
+    fam = lookup(model)
+    if fam is not None and fam.raw_layout == "groups":  # one row per level: the widest field of its groups
         by = {}
         for r in rows:
             key = str(r["stride"])

@@ -19,19 +19,19 @@ from ..errors import UsageError
 
 # target -> file extension of what it writes (the default output name's suffix)
 EXTENSIONS = {"pt": ".pt", "safetensors": ".safetensors", "darknet": ".weights", "yolov5": ".pt",
-              "mmdet": ".pth", "onnx": ".onnx"}
+              "mmdet": ".pth", "ultralytics": ".pt", "onnx": ".onnx"}
 IMGSZ_RANGE = (1, 16384)  # beyond this no detector runs; the stride rounding happens after load
 
 
-def warn(message: str) -> None:
-    """One ``zooport: warning: ...`` line on stderr, on a line of its own (open bars are cleared
-    and redrawn below it)."""
+def warn(message: str, kind: str = "warning") -> None:
+    """One ``zooport: warning: ...`` (or ``note``) line on stderr, on a line of its own (open bars are
+    cleared and redrawn below it)."""
     tq = sys.modules.get("tqdm")
     if tq is None:
-        print(f"zooport: warning: {message}", file=sys.stderr)
+        print(f"zooport: {kind}: {message}", file=sys.stderr)
         return
     with tq.tqdm.external_write_mode(file=sys.stderr):
-        print(f"zooport: warning: {message}", file=sys.stderr)
+        print(f"zooport: {kind}: {message}", file=sys.stderr)
 
 
 # -- files -----------------------------------------------------------------------------------------------
@@ -162,7 +162,8 @@ def model_words(words: list[str]) -> list[str]:
     Paths must be regular files; a swapped ``WEIGHTS CFG`` pair and a lone ``.weights`` get a hint.
     A word that is not a path (no folder separator, no known suffix) is left for the zoo to resolve.
     """
-    from ..loading import MODEL_SUFFIXES, check_model_spec
+    from ..checkpoints import MODEL_SUFFIXES
+    from ..loading import check_model_spec
 
     if not words or len(words) > 2:
         raise UsageError(f"MODEL must be one or two words (CFG WEIGHTS, a checkpoint or a zoo name), got {words}")

@@ -56,13 +56,15 @@ def _anchors(args) -> int:
 
         plot_anchors(args.plot, wh, k, np.asarray(res["kmeans"]["anchors"]))
     if args.write_cfg:
-        from ..analysis.anchors_io import write_darknet_cfg, write_yolov5_yaml
+        from ..analysis.anchors_io import write_darknet_cfg
+        from ..families import lookup, resolve
 
         new = np.asarray(res["kmeans"]["anchors"])
+        fam = lookup(model) if model is not None else None
         if args.model and args.model[0].lower().endswith(".cfg"):
             write_darknet_cfg(args.model[0], args.write_cfg, new)
-        elif model is not None and getattr(model, "family", "") == "yolov5":
-            write_yolov5_yaml(model, args.write_cfg, new)
+        elif fam is not None and fam.anchors_writer:
+            resolve(fam.anchors_writer)(model, args.write_cfg, new)
         else:
             raise UsageError("--write-cfg needs --model: a Darknet .cfg or a YOLOv5 model")
     if args.json:

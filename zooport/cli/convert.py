@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# source format -> module defining register(subparsers)
-SOURCES = {
-    "darknet": "zooport.cli.convert_darknet",
-    "yolov5": "zooport.cli.convert_yolov5",
-    "mmdet": "zooport.cli.convert_mmdet",
-    "ultralytics": "zooport.cli.convert_ultralytics",
-}
-# every target of --to; each source says which of them it writes
-TARGETS = ("pt", "safetensors", "darknet", "yolov5", "mmdet")
+from .. import families
+
+# source format -> module defining register(subparsers): the family records' cli_module
+SOURCES = {name: fam.cli_module for name, fam in families.FAMILIES.items() if fam.cli_module}
+# every target of --to (each source writes its record's ``targets``)
+TARGETS = families.convert_targets()
 _FROM_SUFFIX = {".safetensors": "safetensors", ".weights": "darknet", ".pth": "mmdet"}
 
 

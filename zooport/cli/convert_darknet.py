@@ -8,10 +8,12 @@ load.
 """
 from __future__ import annotations
 
+from .. import families
+
 import argparse
 import time
 
-SUPPORTED = ("pt", "safetensors", "darknet", "mmdet")
+SUPPORTED = families.get("darknet").targets
 
 
 def register(sub) -> None:
@@ -44,7 +46,7 @@ def register(sub) -> None:
 def check_args(args) -> None:
     """Every argument check of ``convert darknet``, before anything is read."""
     from ..errors import UsageError
-    from ..loading import source_hint
+    from ..checkpoints import source_hint
     from . import _args
 
     if args.deprecated_classes is not None:

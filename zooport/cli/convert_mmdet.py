@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 
-SUPPORTED = ("pt", "safetensors", "darknet")
+from .. import families
+
+SUPPORTED = families.get("mmdet").targets
 
 
 def register(sub) -> None:
@@ -27,7 +29,7 @@ def register(sub) -> None:
 
 def check_args(args) -> None:
     from ..errors import UsageError
-    from ..loading import source_hint
+    from ..checkpoints import source_hint
     from . import _args
 
     _args.input_file(args.checkpoint, "MMDetection checkpoint")
@@ -42,7 +44,7 @@ def check_args(args) -> None:
 def _run(args) -> int:
     from pathlib import Path
 
-    from ..parsers.names import read_names
+    from ..parsers.names import resolve_names
     from ._args import progress, report_written
     from .convert import output_path, resolve_target
 
@@ -51,7 +53,7 @@ def _run(args) -> int:
     check_args(args)
     ckpt = Path(args.checkpoint)
     out = output_path(args, target, ckpt, (ckpt, args.config, args.names))
-    names = read_names(args.names) if args.names else None
+    names = resolve_names(args.names)
     with progress(total=2, desc="convert mmdet", unit="step") as bar:
         if target == "darknet":
             _to_darknet(ckpt, args, out, bar)

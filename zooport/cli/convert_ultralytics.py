@@ -1,59 +1,68 @@
-"""``zooport convert ultralytics CKPT [-o OUT] [--to pt|safetensors|ultralytics]``."""
+"""``zooport convert ultralytics CKPT [--to pt|safetensors|ultralytics] [-o OUT] [--names FILE]``."""
 from __future__ import annotations
 
-_TARGETS = ("pt", "safetensors", "ultralytics")
+import time
+
+from .. import families
+
+SUPPORTED = families.get("ultralytics").targets
 
 
 def register(sub) -> None:
+    from .convert import add_output_args
+
     p = sub.add_parser(
         "ultralytics",
         help="convert an Ultralytics YOLOv8 / YOLO11 detection .pt checkpoint to a native checkpoint",
         description="Read an Ultralytics YOLOv8 / YOLO11 detection .pt checkpoint without the ultralytics "
-        "package and without unsafe unpickling, and write it as a zooport native checkpoint (.pt loadable "
-        "with torch.load(weights_only=True), or .safetensors), or as an Ultralytics-style state dict "
-        "{'model.N...': tensor} that DetectionModel(yaml).load_state_dict accepts. Segment, pose, OBB and "
-        "classify checkpoints are refused. The output is written atomically.",
+        "package and without unsafe unpickling, and write it as a zooport native checkpoint (--to pt: .pt "
+        "loadable with torch.load(weights_only=True); --to safetensors), or as an Ultralytics-style state dict "
+        "{'model.N...': tensor} that DetectionModel(yaml).load_state_dict accepts (--to ultralytics, float32). "
+        "Segment, pose, OBB and classify checkpoints are refused. Outputs are written atomically.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="Ultralytics .pt file (e.g. yolov8n.pt, yolo11n.pt)")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (default: CKPT's name with .zoo.pt, .safetensors or .ultralytics-sd.pt)")
-    p.add_argument("--to", choices=_TARGETS, default=None,
-                   help="pt: native checkpoint dict; safetensors: native tensors + JSON metadata; "
-                   "ultralytics: plain Ultralytics-style state dict (float32). Default: from OUT's suffix, else pt")
+    add_output_args(p, SUPPORTED, "beside CKPT, CKPT's name with the target's extension, "
+                    "'.converted' inserted when that is CKPT itself")
+    p.add_argument("--names", metavar="FILE", default=None, help="class names file overriding the checkpoint's")
     p.set_defaults(func=_run)
 
 
+def check_args(args) -> None:
+    from ..checkpoints import source_hint
+    from ..errors import UsageError
+    from . import _args
+
+    _args.input_file(args.checkpoint, "Ultralytics checkpoint")
+    hint = source_hint(args.checkpoint, "ultralytics")
+    if hint:
+        raise UsageError(hint)
+    if args.names is not None:
+        _args.input_file(args.names, "names")
+
+
 def _run(args) -> int:
-    from pathlib import Path
+    from .convert import output_path, resolve_target
 
-    from .._io import atomic_path
-    from ..errors import CheckpointError, UsageError
-
-    fmt = args.to
-    if fmt is None:
-        fmt = "safetensors" if args.output and Path(args.output).suffix == ".safetensors" else "pt"
-    src = Path(args.checkpoint)
-    suffix = {"pt": ".zoo.pt", "safetensors": ".safetensors", "ultralytics": ".ultralytics-sd.pt"}[fmt]
-    out = Path(args.output) if args.output else src.with_name(src.stem + suffix)
-    if out.resolve() == src.resolve():
-        raise UsageError(f"output {out} would overwrite the input checkpoint")
-    if not src.is_file():
-        raise CheckpointError(f"{src}: no such file")
+    t0 = time.perf_counter()
+    target = resolve_target(args, "ultralytics", SUPPORTED)
+    check_args(args)
+    out = output_path(args, target, args.checkpoint, (args.checkpoint,))
 
     from ..converters.ultralytics.load import load_ultralytics, to_ultralytics_state_dict
+    from ._args import progress, report_written
 
-    model = load_ultralytics(src)
-    if fmt == "ultralytics":
-        import torch
+    with progress(total=2, desc="convert ultralytics", unit="step") as bar:
+        model = load_ultralytics(args.checkpoint, names=args.names)
+        bar.update(1)
+        if target == "ultralytics":
+            from .._io import save_torch
 
-        sd = {k: v.float() if v.is_floating_point() else v for k, v in to_ultralytics_state_dict(model).items()}
-        with atomic_path(out) as tmp:
-            torch.save(sd, tmp)
-    else:
-        from ..converters.native import save_native
+            sd = {k: v.float() if v.is_floating_point() else v for k, v in to_ultralytics_state_dict(model).items()}
+            save_torch(sd, out)
+        else:
+            from ..converters.native import save_native
 
-        save_native(model, out, fmt)
-    n = sum(p.numel() for p in model.parameters())
-    print(f"{src} -> {out} ({fmt}; {model.source.get('head')} head, {len(model.names)} classes, strides "
-          f"{model.stride}, {n:,} parameters, weights from '{model.source.get('weights')}')")
+            save_native(model, out, target)
+        bar.update(1)
+    report_written(out, target, t0)
     return 0

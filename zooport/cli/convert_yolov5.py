@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-SUPPORTED = ("pt", "safetensors", "yolov5", "darknet")
+from .. import families
+
+SUPPORTED = families.get("yolov5").targets
 
 
 def register(sub) -> None:
@@ -38,7 +40,7 @@ def register(sub) -> None:
 
 def check_args(args) -> None:
     from ..errors import UsageError
-    from ..loading import source_hint
+    from ..checkpoints import source_hint
     from . import _args
 
     _args.input_file(args.checkpoint, "YOLOv5 checkpoint")

@@ -73,20 +73,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _zooport_warnings_as_lines:
-    """While a verb runs, a :class:`~zooport.errors.ZooportWarning` is one ``zooport: warning: ...`` line (bars
-    cleared first); other warnings are shown as Python shows them."""
+    """While a verb runs, a :class:`~zooport.errors.ZooportWarning` is one ``zooport: warning: ...`` line (a
+    :class:`~zooport.errors.ZooportNote` one ``zooport: note: ...`` line; bars cleared first); other warnings
+    are shown as Python shows them."""
 
     def __enter__(self):
         import warnings
 
-        from ..errors import ZooportWarning
+        from ..errors import ZooportNote, ZooportWarning
         from ._args import warn
 
         self._old = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, ZooportWarning):
-                warn(str(message))
+                warn(str(message), "note" if issubclass(category, ZooportNote) else "warning")
             else:
                 self._old(message, category, filename, lineno, file, line)
 

@@ -46,8 +46,10 @@ def verify_task(args, progress: bool):
     from ..loading import load_model
 
     model = load_model(args.model, names=args.names)
-    family = getattr(model, "family", "")
-    if family == "yolov5-seg":
+    from ..families import task_of
+
+    task = task_of(model)
+    if task == "segment":
         if args.coco is None or args.voc is not None or args.folder:
             raise UsageError("a YOLOv5 segmentation model is verified on COCO: give --coco DIR (and --ann)")
         from ..eval.segm import verify_segmentation
@@ -55,7 +57,7 @@ def verify_task(args, progress: bool):
         return model, verify_segmentation(model, args.coco, args.ann, imgsz=args.imgsz or 640, batch=args.batch,
                                           conf=args.conf, iou=args.iou, max_det=args.max_det,
                                           class_map=args.class_map, progress=progress)
-    if family == "yolov5-cls":
+    if task == "classify":
         if not args.folder or args.coco or args.voc:
             raise UsageError("a YOLOv5 classification model is verified on an ImageFolder tree: give --folder DIR")
         from ..eval.classify import verify_classifier
@@ -71,7 +73,7 @@ def verify_task(args, progress: bool):
         res.pop("predictions", None)
         return model, res
     if args.folder:
-        raise UsageError(f"--folder is for classification models; MODEL is a {family or 'detection'} model")
+        raise UsageError(f"--folder is for classification models; MODEL is a {task}ion model")
     return model, None
 
 

@@ -13,7 +13,6 @@ Loading is strict: a missing or unused key is a :class:`CheckpointError`.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -24,30 +23,6 @@ from .._io import atomic_write, save_torch
 from ..errors import CheckpointError, UnsafeCheckpointError
 
 FORMAT_VERSION = 1
-
-# family name -> "module:attribute" of its from_native(arch, meta) builder (explicit registry, imported lazily)
-FAMILIES = {
-    "darknet": "zooport.model_defs.darknet.model:DarknetModel.from_native",
-    "yolov5": "zooport.model_defs.yolov5.model:YOLOv5Model.from_native",
-    "yolov5-seg": "zooport.model_defs.yolov5.tasks:YOLOv5SegModel.from_native",
-    "yolov5-cls": "zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native",
-    "mmdet": "zooport.model_defs.mmdet.build:from_native",
-    "ultralytics": "zooport.model_defs.ultralytics.model:UltralyticsModel.from_native",
-}
-
-
-def family_builder(family: str):
-    """The ``from_native(arch, meta)`` builder of a native checkpoint's family."""
-    try:
-        target = FAMILIES[family]
-    except KeyError:
-        raise CheckpointError(f"unknown model family {family!r}; expected one of {sorted(FAMILIES)}") from None
-    mod, attr = target.split(":")
-    obj = importlib.import_module(mod)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
 
 def to_native_dict(model) -> dict:
     """The native checkpoint dict of a :class:`~zooport.model_defs.base.Detector`."""
@@ -150,7 +125,9 @@ def model_from_native_dict(ckpt: dict, source: str = "<checkpoint>"):
     if ckpt.get("zooport_format") != FORMAT_VERSION:
         raise CheckpointError(f"{source}: zooport_format {ckpt.get('zooport_format')!r} is not supported "
                               f"(this zooport reads {FORMAT_VERSION})")
-    model = family_builder(ckpt.get("family"))(ckpt["arch"], ckpt["meta"])
+    from .. import families
+
+    model = families.native_builder(ckpt.get("family"))(ckpt["arch"], ckpt["meta"])
     load_state_dict_strict(model, ckpt["state_dict"], source)
     return model.eval()
 

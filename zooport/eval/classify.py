@@ -77,8 +77,10 @@ def verify_classifier(model, folder, *, class_map: dict | None = None, batch: in
     from .data import read_image
 
     classes, samples = load_image_folder(folder)
-    if not hasattr(model, "output_softmax"):
-        raise UsageError(f"top-k verification needs a YOLOv5 classification model, got family "
+    from ..families import task_of
+
+    if task_of(model) != "classify":
+        raise UsageError(f"top-k verification needs a classification model, got family "
                            f"{getattr(model, 'family', type(model).__name__)!r}")
     index = {n: i for i, n in enumerate(model.names)}
     mapping = dict(class_map or {})

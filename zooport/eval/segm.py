@@ -71,14 +71,15 @@ def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int |
 
     from ..postprocess.yolov5_seg import non_max_suppression_seg
 
-    if not hasattr(model, "num_masks"):
-        if isinstance(model, (str, list, tuple)) or hasattr(model, "__fspath__"):
-            from ..loading import load_model
+    from ..families import task_of
 
-            model = load_model(model)
-        if not hasattr(model, "num_masks"):
-            raise UsageError(f"verify_segmentation needs a YOLOv5 segmentation model, got family "
-                             f"{getattr(model, 'family', type(model).__name__)!r}")
+    if isinstance(model, (str, list, tuple)) or hasattr(model, "__fspath__"):
+        from ..loading import load_model
+
+        model = load_model(model)
+    if task_of(model) != "segment":
+        raise UsageError(f"verify_segmentation needs a segmentation model, got family "
+                         f"{getattr(model, 'family', type(model).__name__)!r}")
     st = {k: (v if v is not None else SEG_DEFAULTS[k])
           for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det), ("batch", batch))}
     st["imgsz"] = int(imgsz)

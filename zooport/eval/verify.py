@@ -11,11 +11,11 @@ conf 0.001 / iou 0.65 / max_det 300, multi-label. Each can be overridden. Return
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
+from .. import families
 from ..errors import UsageError
 from . import shard as _shard
 from .data import load_dataset
@@ -28,26 +28,13 @@ DEFAULTS = {"yolov5": {"conf": 0.001, "iou": 0.65, "max_det": 300},
             "darknet": {"conf": 0.001, "iou": 0.6, "max_det": None},
             "mmdet": {"conf": None, "iou": None, "max_det": None}}
 BACKENDS = ("auto", "torch", "onnxruntime")
-# families whose own validator uses other thresholds with the YOLOv5-style multi-label NMS
-# (Ultralytics YOLOv8/YOLO11 val: conf 0.001, iou 0.7, max_det 300; objectness is 1, so scores = class scores)
-FAMILY_DEFAULTS = {"ultralytics": {"conf": 0.001, "iou": 0.7, "max_det": 300}}
-
-
-def _resolve_model(model, names=None):
-    if isinstance(model, (str, os.PathLike, list, tuple)):
-        from ..loading import load_model
-
-        return load_model(model, names=None if names is None else str(names))
-    return model
-
-
-# Families whose decoded output the ONNX exporter reproduces (parity-tested): ``auto`` may pick onnxruntime.
-ORT_FAMILIES = {"darknet", "yolov5"}
+# A family's own validator may use other thresholds with the same flavour (Ultralytics: iou 0.7): the family
+# record's ``eval_defaults`` (zooport.families) apply when the flavour is the family's default one.
 
 
 def _default_backend(model, post: str, device) -> str:
     """``auto``: onnxruntime (about 4x faster on a CPU for the same AP) when it is installed, the family
-    exports to ONNX (:data:`ORT_FAMILIES`), its post-processing works on the decoded output (not
+    exports to ONNX with parity (its record's ``onnx_parity``, :mod:`zooport.families`), its post-processing works on the decoded output (not
     ``mmdet``) and the device (default: the model's) is the CPU; else torch."""
     import importlib.util
 
@@ -56,7 +43,8 @@ def _default_backend(model, post: str, device) -> str:
 
         device = model_device(model) if hasattr(model, "parameters") else "cpu"
     on_cpu = str(device).split(":")[0] == "cpu"
-    if (getattr(model, "family", "") in ORT_FAMILIES and post != "mmdet" and on_cpu
+    fam = families.lookup(model)
+    if (fam is not None and fam.onnx_parity and post != "mmdet" and on_cpu
             and importlib.util.find_spec("onnxruntime") is not None):
         return "onnxruntime"
     return "torch"
@@ -104,7 +92,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
         imgsz = [int(imgsz), int(imgsz)]
     imgsz = int(imgsz) if np.isscalar(imgsz) else [int(v) for v in imgsz]
     stride = max(getattr(model, "stride", None) or [32])
-    if getattr(model, "family", "") != "mmdet":  # YOLO-style networks need multiples of their max stride:
+    fam = families.lookup(model)
+    if fam is None or fam.stride_rounding:  # YOLO-style networks need multiples of their max stride:
         imgsz = _round_to_stride(imgsz, int(stride))  # rounded up, as YOLOv5 / Ultralytics do (FPNs need not)
     if batch is None:
         batch = 16
@@ -119,7 +108,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
                          "which the ONNX export does not carry: use backend 'torch'")
     if backend == "onnxruntime" and device is not None and str(device).split(":")[0] != "cpu":
         raise UsageError(f"backend 'onnxruntime' runs on the CPU here; device {device!r} needs backend 'torch'")
-    d = {**DEFAULTS[post], **(FAMILY_DEFAULTS.get(getattr(model, "family", ""), {}) if postprocess is None else {})}
+    d = dict(fam.eval_defaults) if fam is not None and postprocess is None and fam.postprocess == post \
+        else DEFAULTS[post]
     pick = lambda v, k: d[k] if v is None else v  # noqa: E731
     return {"preprocess": mode, "postprocess": post, "imgsz": imgsz, "stride": int(stride), "batch": int(batch),
             "rect": bool(rect and mode == "letterbox"),
@@ -176,8 +166,10 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
     if distributed and shard is not None:
         raise UsageError("give either shard= (one shard, a partial) or distributed=True (all ranks), not both")
     ds = load_dataset(coco=coco, voc=voc, ann=ann, year=year, split=split)  # cheap checks first
-    model = _resolve_model(model, names)
-    if getattr(model, "family", "") in ("yolov5-seg", "yolov5-cls"):  # not detectors: scored by their own task
+    from ..loading import as_model
+
+    model = as_model(model, names)
+    if families.task_of(model) != "detect":  # not detectors: scored by their own task
         raise UsageError(f"a {model.family} model is scored by zooport.verify_segmentation (COCO bbox + segm) "
                          "or zooport.verify_classifier (ImageFolder top-1 / top-5), not by verify()")
     st = _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device)

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from ..errors import UsageError
+from ..postprocess import verify_postprocess
 from .detections import Detections
 
 POSTS = ("yolov5", "darknet", "mmdet")
@@ -33,14 +34,6 @@ POSTS = ("yolov5", "darknet", "mmdet")
 def _chw(im: np.ndarray) -> np.ndarray:
     """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W) in [0, 1] (u8 / 255)."""
     return np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
-
-
-def _resolve(model, names=None):
-    if isinstance(model, (str, os.PathLike, list, tuple)):
-        from ..loading import load_model
-
-        return load_model(model, names=None if names is None else str(names))
-    return model
 
 
 class Predictor:
@@ -56,11 +49,12 @@ class Predictor:
     def __init__(self, model, *, imgsz=None, conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
                  classes=None, square: bool = False, backend: str = "torch", preprocess: str | None = None,
                  postprocess: str | None = None, names=None, resize_interp: str = "darknet"):
-        self.model = _resolve(model, names)
+        from ..loading import as_model
+
+        self.model = as_model(model, names)
         m = self.model
         self.pre = dict(getattr(m, "preprocess", None) or {})
-        family = getattr(m, "family", "")
-        self.post = postprocess or {"darknet": "darknet", "mmdet": "mmdet"}.get(family, "yolov5")
+        self.post = postprocess or verify_postprocess(m)
         if self.post not in POSTS:
             raise UsageError(f"postprocess must be one of {', '.join(POSTS)}, got {self.post!r}")
         self.mode = preprocess or ("mmdet" if self.post == "mmdet" else self.pre.get("mode", "letterbox"))

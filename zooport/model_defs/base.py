@@ -63,6 +63,18 @@ class Detector(nn.Module):
     def num_classes(self) -> int:
         return len(self.names)
 
+    def with_names(self, names: list[str] | None, where: str = "names") -> "Detector":
+        """Replace the class names (same count; ``None`` keeps them); returns self. ``where`` names the file or
+        argument in the error."""
+        if names is None:
+            return self
+        if len(names) != len(self.names):
+            from ..errors import UsageError
+
+            raise UsageError(f"{where}: {len(names)} class names given, the model has {len(self.names)} classes")
+        self.names = [str(n) for n in names]
+        return self
+
     @property
     def meta(self) -> dict[str, Any]:
         """All metadata as one JSON-serialisable dict (used by export, verify and checkpoints)."""

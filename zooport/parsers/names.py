@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ParseError
+from ..errors import ParseError, UsageError
 
 
 def read_names(path: str | os.PathLike) -> list[str]:
@@ -26,3 +26,20 @@ def read_names(path: str | os.PathLike) -> list[str]:
     if not names:
         raise ParseError("names file is empty: expected one class name per line", path)
     return names
+
+
+def resolve_names(names) -> list[str] | None:
+    """Class names as every API takes them: None (keep the model's), a list/tuple of names, or a names file.
+
+    The one place that turns a ``names=`` argument into a list: a file goes through :func:`read_names`; an
+    empty list, or anything else, is a :class:`UsageError`.
+    """
+    if names is None:
+        return None
+    if isinstance(names, (list, tuple)):
+        if not names:
+            raise UsageError("names: an empty list; expected one class name per class (or None)")
+        return [str(n) for n in names]
+    if isinstance(names, (str, os.PathLike)):
+        return read_names(names)
+    raise UsageError(f"names: expected a names file or a list of class names, got {type(names).__name__}")

@@ -37,13 +37,12 @@ __all__ = sorted(["MAX_WH", "classwise_keep", "clip_boxes", "greedy_keep", "nms"
 
 
 def verify_postprocess(model) -> str:
-    """The post-processing ``zooport.verify`` applies to ``model`` by default, by its family.
+    """The post-processing ``zooport.verify`` and ``zooport.predict`` apply to ``model`` by default: its family
+    record's ``postprocess`` (:mod:`zooport.families`): ``"darknet"`` (``detector valid``), ``"mmdet"`` (the
+    model's own ``predict`` / ``test_cfg``) or ``"yolov5"`` (``val.py``; also unregistered families)."""
+    from ..families import postprocess_of
 
-    ``"darknet"`` (``detector valid``), ``"mmdet"`` (the model's own ``predict`` / ``test_cfg``)
-    or ``"yolov5"`` (``val.py``; every other family). The one place that maps family -> flavour.
-    """
-    family = getattr(model, "family", "")
-    return {"darknet": "darknet", "mmdet": "mmdet"}.get(family, "yolov5")
+    return postprocess_of(model)
 
 
 def __getattr__(name: str):

@@ -40,9 +40,9 @@ def load_pretrained(name: str | os.PathLike, *, weights: str | os.PathLike | Non
     """
     p = Path(name)
     if p.is_file():
-        from ..loading import load_model
+        from ..checkpoints import load_checkpoint
 
-        model = load_model(str(p))
+        model = load_checkpoint(p)
     else:
         if isinstance(name, os.PathLike) or os.sep in str(name) or p.suffix in (".pt", ".pth", ".safetensors"):
             raise CheckpointError(f"{p}: no such file")
@@ -65,20 +65,11 @@ def _build(entry: ZooEntry, weights, progress):
 
         path = fetch(spec, progress=progress)
         sha = None if spec.sha256_is_prefix else spec.sha256  # a prefix: the loader records the full hash
-    if entry.format == "darknet":
-        from ..converters.darknet.load import load_darknet
+    from .. import families
 
-        model = load_darknet(entry.cfg_path, path, names=entry.names_path)
-    elif entry.format == "yolov5":
-        from ..converters.yolov5.load import load_yolov5
-
-        model = load_yolov5(path)
-    elif entry.format == "mmdet":
-        from ..converters.mmdet.load import load_mmdet
-
-        model = load_mmdet(path)  # config from the checkpoint's meta
-    else:  # pragma: no cover - the manifest schema allows only the formats above
-        raise ManifestError(f"zoo model {entry.name}: unknown format {entry.format!r}")
+    load = families.get(entry.format).load_fn()  # the manifest schema allows the zoo families only
+    # a Darknet entry names its bundled cfg; an MMDetection checkpoint carries its config in its meta
+    model = load(entry.cfg_path, path, names=entry.names_path) if entry.cfg else load(path)
     if model.num_classes != entry.num_classes:
         raise ManifestError(f"zoo model {entry.name}: {path} has {model.num_classes} classes, "
                             f"the manifest says {entry.num_classes}")

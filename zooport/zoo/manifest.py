@@ -33,13 +33,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import families
 from ..errors import ManifestError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = PACKAGE_DIR / "zoo_manifest.yaml"
 DARKNET_CFG_DIR = PACKAGE_DIR / "cfgs" / "darknet"
 
-FORMATS = ("darknet", "yolov5", "mmdet")
 METRIC_KEYS = ("AP", "AP50", "AP75", "mAP_voc07", "mAP_voc10")
 METRIC_INFO_KEYS = ("img_size", "note")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -203,14 +203,17 @@ def _validate(data, path: Path) -> list[ZooEntry]:
                 fail(where, f"name/alias {key!r} is already used by {seen[key]!r}")
             seen[key] = name
         fmt = raw["format"]
-        if fmt not in FORMATS:
-            fail(where + ".format", f"expected one of {list(FORMATS)}, got {fmt!r}")
+        formats = families.zoo_formats()
+        if fmt not in formats:
+            fail(where + ".format", f"expected one of {list(formats)}, got {fmt!r}")
         if fmt == "darknet":
             cfg = raw.get("cfg")
             if not isinstance(cfg, str) or not cfg.endswith(".cfg") or "/" in cfg:
                 fail(where + ".cfg", "a darknet entry needs cfg: FILE.cfg (bundled in zooport/cfgs/darknet)")
             if not (DARKNET_CFG_DIR / cfg).is_file():
                 fail(where + ".cfg", f"{DARKNET_CFG_DIR / cfg} is not bundled")
+        if fmt != "darknet" and "cfg" in raw:
+            fail(where + ".cfg", f"only darknet entries name a cfg (a {fmt} checkpoint carries its architecture)")
         if fmt == "yolov5" and not isinstance(raw.get("arch"), str):
             fail(where + ".arch", "a yolov5 entry needs arch: (e.g. yolov5s)")
         files = raw["files"]

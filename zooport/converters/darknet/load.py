@@ -19,7 +19,7 @@ import os
 from ...errors import UsageError, WeightsError, ZooportError
 from ...parsers.darknet.cfg import DarknetCfg, parse_cfg
 from ...parsers.darknet.plan import build_plan
-from .meta import LazySource, file_source, model_metadata, resolve_names, with_num_classes
+from .meta import LazySource, cfg_names, file_source, model_metadata, with_num_classes
 from .weights import (DEFAULT_HEADER, buffer_to_state_dict, is_transposed, read_weights_buffer,
                               state_dict_to_buffer, write_weights)
 
@@ -84,7 +84,6 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
     if num_classes is not None:
         cfg = with_num_classes(cfg, plan, int(num_classes))
         plan = build_plan(cfg)
-    names_list = resolve_names(names, plan)
     if weights is None and not random_weights:
         where = orig_cfg.path or orig_cfg.name
         raise UsageError(f"{where}: a Darknet cfg without weights has no trained parameters; give its "
@@ -92,6 +91,7 @@ def load_darknet(cfg, weights=None, *, names=None, num_classes: int | None = Non
                          "(--random-weights, random_weights=True)")
     if weights is not None and random_weights:
         raise UsageError(f"{os.fspath(weights)}: weights given together with random_weights=True; choose one")
+    names_list = cfg_names(names, plan, str(orig_cfg.path or orig_cfg.name))
     header = None
     sd = None
     skipped: list[str] = []

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from ..._io import sha256_file
 from ...errors import ParseError, UnsupportedError
 from ...parsers.darknet.cfg import DarknetCfg, parse_cfg
-from ...parsers.names import read_names
+from ...parsers.names import resolve_names
 
 # head type -> extra channels per anchor besides the classes
 _HEAD_EXTRA = {"yolo": 5, "Gaussian_yolo": 9}
@@ -25,16 +26,27 @@ def num_classes_of(plan) -> int:
     return math.prod(plan[-1].out_shape)
 
 
-def resolve_names(names, plan) -> list[str]:
-    """Names from a list, a ``.names`` file path, or defaults ``class0..``; checked against the heads."""
+# class count -> the bundled names file a cfg without names gets (the two datasets Darknet's zoo is trained on)
+DEFAULT_NAMES = {80: ("coco.names", "COCO"), 20: ("voc.names", "Pascal VOC")}
+
+
+def cfg_names(names, plan, where: str = "cfg") -> list[str]:
+    """Names from a list or a ``.names`` file path, checked against the heads. Without names: the COCO names
+    for 80 classes, the VOC names for 20 (with a :class:`~zooport.errors.ZooportNote`), else ``class0..``."""
     nc = num_classes_of(plan)
     if names is None:
+        if nc in DEFAULT_NAMES and any(lp.is_head for lp in plan):
+            import warnings
+
+            from ...errors import ZooportNote
+
+            fname, what = DEFAULT_NAMES[nc]
+            warnings.warn(f"{where}: {nc} classes and no names given: using the {what} names "
+                          f"(--names FILE to choose others)", ZooportNote, stacklevel=3)
+            return resolve_names(Path(__file__).resolve().parents[2] / "cfgs" / "darknet" / fname)
         return [f"class{i}" for i in range(nc)]
-    src = None
-    if isinstance(names, (str, os.PathLike)):
-        src = names
-        names = read_names(names)
-    names = [str(n) for n in names]
+    src = names if isinstance(names, (str, os.PathLike)) else None
+    names = resolve_names(names)
     heads = [lp for lp in plan if lp.is_head]
     if heads and len(names) != nc:
         raise ParseError(f"has {len(names)} class names but the cfg's heads have classes={nc}", src or "<names>")

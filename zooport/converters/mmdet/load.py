@@ -111,10 +111,9 @@ def load_mmdet(checkpoint, config=None, *, names=None):
     from ..native import load_state_dict_strict
 
     p = Path(checkpoint)
-    if isinstance(names, (str, os.PathLike)):
-        from ...parsers.names import read_names
+    from ...parsers.names import resolve_names
 
-        names = read_names(names)
+    names = resolve_names(names)
     sd, meta = read_checkpoint(p)
     cfg = resolve_config(config, meta, str(p))
     if names is None:

@@ -65,9 +65,9 @@ def load_ultralytics(path: str | os.PathLike, *, names=None):
               "released weights ('model')", "head": ck.arch["layers"][-1]["head"],
               **{k: v for k, v in ck.info.items() if k in ("epoch", "date", "version")}}
     if names is not None:
-        from ...parsers.names import read_names
+        from ...parsers.names import resolve_names
 
-        names = read_names(names) if isinstance(names, (str, os.PathLike)) else [str(n) for n in names]
+        names = resolve_names(names)
         if len(names) != len(ck.names):
             raise UsageError(f"{path}: {len(names)} class names given, the checkpoint has nc={len(ck.names)}")
     meta = {"names": names or ck.names, "source": source, "input_size": ck.imgsz,

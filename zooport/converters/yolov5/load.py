@@ -186,9 +186,9 @@ def load_yolov5(path: str | os.PathLike, *, names=None):
               "note": "EMA weights used (training checkpoint)" if ck.source_key == "ema" else
               "released weights ('model')", **{k: v for k, v in ck.info.items() if k in ("epoch", "date")}}
     if names is not None:
-        from ...parsers.names import read_names
+        from ...parsers.names import resolve_names
 
-        names = read_names(names) if isinstance(names, (str, os.PathLike)) else [str(n) for n in names]
+        names = resolve_names(names)
         nc = int(arch["yaml"].get("nc", len(names)))
         if len(names) != nc:
             raise UsageError(f"{path}: {len(names)} class names given, the checkpoint has nc={nc}")

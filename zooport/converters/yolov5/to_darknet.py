@@ -217,7 +217,7 @@ def save_darknet(model, cfg_path, weights_path, names_path=None, *, input_size=N
     renamed into place, so an error leaves none of them. Returns {"cfg", "weights", "names", "layers",
     "weights_bytes"}.
     """
-    from ..darknet.meta import read_names
+    from ...parsers.names import read_names
     from ...parsers.darknet.cfg import parse_cfg
     from ...parsers.darknet.plan import build_plan, weights_bytes
     from ..darknet.weights import DEFAULT_HEADER, write_weights

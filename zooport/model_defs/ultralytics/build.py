@@ -147,13 +147,29 @@ def load_cfg(name: str) -> tuple[dict, str]:
         return _yaml.safe_load(f), m.group(2)
 
 
-def create_ultralytics(name: str = "yolo11n", nc: int = 80, names: list[str] | None = None):
+def create_ultralytics(name: str = "yolo11n", num_classes: int | None = None, names: list[str] | None = None, *,
+                       nc: int | None = None):
     """A randomly initialised YOLOv8 / YOLO11 detection model (PyTorch default init; BN eps 1e-3,
-    momentum 0.03; Detect biases as Ultralytics' ``bias_init``: box 1.0, class log(5 / nc / (640 / s)^2))."""
+    momentum 0.03; Detect biases as Ultralytics' ``bias_init``: box 1.0, class log(5 / nc / (640 / s)^2)).
+
+    ``num_classes``: default ``len(names)`` when names are given, else 80 (as :func:`zooport.create_yolov5`);
+    ``nc=`` is a deprecated alias."""
+    import warnings
+
+    from ...errors import UsageError
     from .model import UltralyticsModel, build_uninitialised
 
+    if nc is not None:
+        warnings.warn("create_ultralytics(nc=) is deprecated; use num_classes=", DeprecationWarning, stacklevel=2)
+        if num_classes is not None and int(num_classes) != int(nc):
+            raise UsageError(f"create_ultralytics: num_classes={num_classes} and nc={nc} disagree")
+        num_classes = nc
+    if num_classes is None:
+        num_classes = len(names) if names else 80
+    if names is not None and len(names) != int(num_classes):
+        raise UsageError(f"create_ultralytics: {len(names)} names for num_classes={num_classes}")
     d, scale = load_cfg(name)
-    d = dict(d, nc=int(nc))
+    d = dict(d, nc=int(num_classes))
     arch = arch_from_yaml(d, scale)
     probe = build_uninitialised(dict(arch, stride=[1] * len(arch["layers"][-1]["ch"])))
     outs = probe.raw(torch.zeros(1, 3, 256, 256, device="meta"))
