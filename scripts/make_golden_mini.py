@@ -174,6 +174,23 @@ def run_pipeline(cfg, model, image: Path):
     return got, metas[0], dets
 
 
+def write_config(path: Path, cfg):
+    """The effective config as a small mini-schema .py (model, test_cfg, the test pipeline): plain
+    dict literals, readable by zooport's restricted config reader."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(plain(x) for x in v)
+        return v
+    model = plain(cfg.model._cfg_dict if hasattr(cfg.model, "_cfg_dict") else cfg.model)
+    model = {k: plain(v) for k, v in dict(cfg.model).items()}
+    text = ["# effective mmdetection-mini config of this golden (written by scripts/make_golden_mini.py)",
+            f"model = {model!r}", f"test_cfg = {plain(dict(cfg.test_cfg))!r}",
+            f"data = {{'test': {{'pipeline': {plain([dict(t) for t in cfg.data.test.pipeline])!r}}}}}"]
+    path.write_text("\n".join(text) + "\n")
+
+
 def write_dets(path: Path, dets):
     b, l = dets
     with open(path, "w") as f:
@@ -237,6 +254,7 @@ def gen_model(name, spec, mini, assets, out, index):
         lines.append(f"out{i} f32 {' '.join(map(str, t.shape))}")
     write_dets(d / "dets.txt", dets[True])
     write_dets(d / "dets_norescale.txt", dets[False])
+    write_config(d / "config.py", cfg2)
     lines.append(f"dets {len(dets[True][0])}")
     (d / "index.txt").write_text("\n".join(lines) + "\n")
     index.append(f"{name}\t{cfg_rel}\t{len(dets[True][0])} dets")
@@ -282,6 +300,7 @@ def gen_converter_digest(mini, assets, out, index):
         lines.append(f"out{i} f32 {' '.join(map(str, t.shape))}")
     write_dets(d / "dets.txt", dets[True])
     write_dets(d / "dets_norescale.txt", dets[False])
+    write_config(d / "config.py", cfg)
     lines.append(f"dets {len(dets[True][0])}")
     (d / "index.txt").write_text("\n".join(lines) + "\n")
     index.append(f"tiny_yolov3_real\t{cfg_rel}\t{len(dets[True][0])} dets (real yolov3-tiny.weights via tools/darknet/tiny_yolov3.py)")

@@ -1,0 +1,121 @@
+"""mmdetection-mini's YOLOv5 (RRYoloV5Backbone + RRYolov5Head) <-> native YOLOv5 v3.0 model.
+
+mini re-implements YOLOv5 **v3.0** (Focus, BottleneckCSP, SPP; Conv = conv + BN(eps 1e-3) + Hardswish,
+BottleneckCSP's own activation LeakyReLU(0.1)) and reads YOLOv5's own v3.0 weights through
+``tools/darknet/convert_yolov5_weights_step2.py``, which renames the ``model.model`` state-dict keys
+(``N.rest``, 25 rows of the v3.0 yaml) and drops Detect's ``anchors`` / ``anchor_grid``:
+
+* rows 0-9 (backbone):  ``N.rest``      <-> ``backbone.backbone.N.rest``
+* rows 10-23 (neck):    ``N.rest``      <-> ``bbox_head.det.{N-10}.rest``
+* row 24 (Detect):      ``24.m.I.rest`` <-> ``bbox_head.head.I.rest``
+
+The native model (:class:`~zooport.model_defs.yolov5.model.YOLOv5Model`, keys ``model.N.rest``) is
+built from the v3.0 yaml below with the config's ``depth_multiple`` / ``width_multiple`` (mini rounds
+widths and depths as YOLOv5 does) and its anchors (pixels; mini lists the stride-32 level first,
+YOLOv5 the stride-8 one); Detect's ``anchors`` buffer (grid units) is filled from them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections import OrderedDict
+
+from ...errors import CheckpointError
+
+# YOLOv5 v3.0 models/yolov5s.yaml rows (the depth/width multiples and anchors are filled per model)
+V3_BACKBONE = [[-1, 1, "Focus", [64, 3]], [-1, 1, "Conv", [128, 3, 2]], [-1, 3, "BottleneckCSP", [128]],
+               [-1, 1, "Conv", [256, 3, 2]], [-1, 9, "BottleneckCSP", [256]], [-1, 1, "Conv", [512, 3, 2]],
+               [-1, 9, "BottleneckCSP", [512]], [-1, 1, "Conv", [1024, 3, 2]], [-1, 1, "SPP", [1024, [5, 9, 13]]],
+               [-1, 3, "BottleneckCSP", [1024, False]]]
+V3_HEAD = [[-1, 1, "Conv", [512, 1, 1]], [-1, 1, "nn.Upsample", [None, 2, "nearest"]], [[-1, 6], 1, "Concat", [1]],
+           [-1, 3, "BottleneckCSP", [512, False]], [-1, 1, "Conv", [256, 1, 1]],
+           [-1, 1, "nn.Upsample", [None, 2, "nearest"]], [[-1, 4], 1, "Concat", [1]],
+           [-1, 3, "BottleneckCSP", [256, False]], [-1, 1, "Conv", [256, 3, 2]], [[-1, 14], 1, "Concat", [1]],
+           [-1, 3, "BottleneckCSP", [512, False]], [-1, 1, "Conv", [512, 3, 2]], [[-1, 10], 1, "Concat", [1]],
+           [-1, 3, "BottleneckCSP", [1024, False]], [[17, 20, 23], 1, "Detect", ["nc", "anchors"]]]
+DETECT = 24
+_MINI = re.compile(r"^(backbone\.backbone|bbox_head\.det|bbox_head\.head)\.(\d+)\.(.+)$")
+_NATIVE = re.compile(r"^model\.(\d+)\.(.+)$")
+
+
+def mini_key_to_yolov5(key: str) -> str:
+    """``backbone.backbone.3.conv.weight`` -> ``model.3.conv.weight`` (see module docstring)."""
+    m = _MINI.match(key)
+    if not m:
+        raise CheckpointError(f"mini YOLOv5 key {key!r} is not backbone.backbone.N.*, bbox_head.det.N.* or "
+                              "bbox_head.head.N.*")
+    part, n, rest = m.group(1), int(m.group(2)), m.group(3)
+    if part == "backbone.backbone":
+        return f"model.{n}.{rest}"
+    if part == "bbox_head.det":
+        return f"model.{n + 10}.{rest}"
+    return f"model.{DETECT}.m.{n}.{rest}"
+
+
+def yolov5_key_to_mini(key: str) -> str | None:
+    """Inverse of :func:`mini_key_to_yolov5`; None for what mini's converter drops (anchors, anchor_grid)."""
+    m = _NATIVE.match(key)
+    if not m:
+        raise CheckpointError(f"YOLOv5 key {key!r} is not model.N.*")
+    n, rest = int(m.group(1)), m.group(2)
+    if n < 10:
+        return f"backbone.backbone.{n}.{rest}"
+    if n < DETECT:
+        return f"bbox_head.det.{n - 10}.{rest}"
+    if rest in ("anchors", "anchor_grid"):
+        return None
+    if not rest.startswith("m."):
+        raise CheckpointError(f"YOLOv5 key {key!r}: Detect holds only m.I.*, anchors and anchor_grid")
+    return f"bbox_head.head.{rest[2:]}"
+
+
+def v3_yaml(arch) -> dict:
+    """The YOLOv5 v3.0 architecture dict of a mini yolov5 :class:`MiniArch`."""
+    anchors = [[v for wh in lvl for v in wh] for lvl in reversed(arch.anchors)]
+    return {"nc": arch.num_classes, "depth_multiple": arch.depth_multiple, "width_multiple": arch.width_multiple,
+            "anchors": anchors, "backbone": copy.deepcopy(V3_BACKBONE), "head": copy.deepcopy(V3_HEAD)}
+
+
+def native_arch(arch) -> dict:
+    """The native YOLOv5 arch dict (yaml, activations, BN eps/momentum as mini's ``brick.Conv``, stride)."""
+    return {"yaml": v3_yaml(arch), "act": {"type": "Hardswish"},
+            "csp_act": {"type": "LeakyReLU", "negative_slope": 0.1}, "bn_eps": 1e-3, "bn_momentum": 0.01,
+            "stride": sorted(arch.strides)}
+
+
+def build_model(arch, mini_sd: dict, where: str, names=None):
+    """The native YOLOv5Model of ``arch`` holding ``mini_sd``'s tensors (strict)."""
+    import torch
+
+    from ...model_defs.yolov5.create import build_uninitialised
+    from ..native import load_state_dict_strict
+
+    meta = {"names": names, "source": {"format": "mmdet-mini", "file": os.path.basename(where), "kind": "yolov5"}}
+    model = build_uninitialised(native_arch(arch), meta)
+    sd = {}
+    for k, v in mini_sd.items():
+        sd[mini_key_to_yolov5(k)] = v
+    strides = sorted(arch.strides)
+    sd[f"model.{DETECT}.anchors"] = torch.tensor(
+        [[[w / s, h / s] for w, h in lvl] for lvl, s in zip(reversed(arch.anchors), strides)], dtype=torch.float32)
+    own = model.state_dict()
+    for k, v in sd.items():
+        if k in own and tuple(own[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, the {arch.kind} of the config "
+                                  f"(depth {arch.depth_multiple}, width {arch.width_multiple}) needs "
+                                  f"{tuple(own[k].shape)}")
+    load_state_dict_strict(model, sd, where, assign=True)
+    model.refresh_meta()
+    return model.eval()
+
+
+def yolov5_to_mini_state_dict(yolov5_sd: dict) -> "OrderedDict":
+    """What ``convert_yolov5_weights_step2.py`` writes for a YOLOv5 v3.0 ``model.model`` state dict
+    (``model.N.*`` or bare ``N.*`` keys): same tensors (dtype kept), renamed, anchors dropped."""
+    out = OrderedDict()
+    for k, v in yolov5_sd.items():
+        nk = yolov5_key_to_mini(k if k.startswith("model.") else f"model.{k}")
+        if nk is not None:
+            out[nk] = v
+    return out
