@@ -1,0 +1,162 @@
+"""mmdetection-mini's own checkpoints: zooport against mini's own outputs (tests/golden/mini, see its README)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import asset, assert_close, read_f32, sha256
+from mini_golden import (GOLDEN, assert_same_dets, checkpoint, index, meta, model_input, outputs, rows,
+                         tensor_sha)
+from zooport.converters.mini.keys import state_dict_keys
+from zooport.converters.mini.load import load_mini, predict, raw_outputs
+from zooport.errors import CheckpointError, ConfigError, UnsupportedError
+from zooport.parsers.mini.config import load_mini_config, mini_arch
+
+# yolov5s's test_cfg (score_thr 1e-7, 300 per image) sends ~126k (box, class) pairs through NMS: slow
+FAST = ["yolov3_slim", "tiny_yolov3", "tiny_yolov4", pytest.param("yolov5s_slim", marks=pytest.mark.slow)]
+KIND = {"yolov3_slim": "yolov3", "yolov4": "yolov4", "tiny_yolov3": "tiny_yolov3", "tiny_yolov4": "tiny_yolov4",
+        "yolov5s_slim": "yolov5", "tiny_yolov3_real": "tiny_yolov3"}
+
+
+def _parity(name, ck):
+    arch = load_mini_config(GOLDEN / name / "config.py")
+    assert arch.kind == KIND[name]
+    model = load_mini(ck, GOLDEN / name / "config.py")
+    x = model_input(name)
+    with torch.no_grad():
+        outs = raw_outputs(model, x)
+    refs = outputs(name)
+    assert len(outs) == len(refs)
+    errs = [assert_close(o, r, what=f"{name} out{i}") for i, (o, r) in enumerate(zip(outs, refs))]
+    m = meta(name)
+    with torch.no_grad():
+        dets, labels = predict(model, x, rescale=True, **m)
+        dets0, labels0 = predict(model, x, rescale=False)
+    assert_same_dets(dets, labels, GOLDEN / name / "dets.txt")
+    assert_same_dets(dets0, labels0, GOLDEN / name / "dets_norescale.txt")
+    return errs
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_outputs_and_detections_equal_minis(name, tmp_path):
+    _parity(name, checkpoint(name, tmp_path))
+
+
+@pytest.mark.slow
+def test_yolov4_full_width_equals_minis(tmp_path):
+    _parity("yolov4", checkpoint("yolov4", tmp_path))
+
+
+@pytest.mark.parametrize("name", ["yolov3_slim", "yolov4", "tiny_yolov3", "tiny_yolov4"])
+def test_key_lists_are_minis(name):
+    """zooport's key list of each model (Darknet order) holds exactly the keys of mini's detector."""
+    golden = [r[0] for r in rows(GOLDEN / name / "keys.tsv")]
+    ours = state_dict_keys(KIND[name])
+    assert sorted(ours) == sorted(golden) and len(ours) == len(set(ours))
+    if name.startswith("tiny"):  # backbone then head: the detector's own order is the converter's
+        assert ours == golden
+
+
+def test_shipped_checkpoint_is_legacy_format():
+    p = GOLDEN / "yolov3_slim" / "yolov3_slim.pth"
+    with open(p, "rb") as f:
+        assert f.read(2) != b"PK"  # not a zip: torch 1.3's format, as mini's environment wrote it
+
+
+def test_darknet_weights_to_mini_pth_is_minis_converter_and_back(tmp_path):
+    """Real yolov3-tiny.weights: zooport's mini .pth holds exactly the tensors mini's own
+    tools/darknet/tiny_yolov3.py wrote (digest.tsv: keys in order, dtypes, shapes, sha256), and the
+    .weights written back from it are byte-identical to the original."""
+    from zooport.converters.mini.darknet import save_mini_from_darknet, write_darknet_from_mini
+    from zooport.converters.mmdet.load import read_checkpoint
+
+    cfg, weights = asset("zoo/darknet/yolov3-tiny.cfg"), asset("zoo/darknet/yolov3-tiny.weights")
+    out = tmp_path / "tiny.pth"
+    assert save_mini_from_darknet(cfg, weights, out) == 70
+    obj = torch.load(out, map_location="cpu", weights_only=True)
+    sd = obj["state_dict"]
+    digest = rows(GOLDEN / "tiny_yolov3_real" / "digest.tsv")
+    assert list(sd) == [r[0] for r in digest]
+    for (key, shape, dtype, sha) in digest:
+        t = sd[key]
+        assert ",".join(map(str, t.shape)) == shape and str(t.dtype).replace("torch.", "") == dtype, key
+        assert tensor_sha(t) == sha, f"{key}: not the tensor mini's converter wrote"
+    msd, m = read_checkpoint(out)
+    arch = load_mini_config(GOLDEN / "tiny_yolov3_real" / "config.py")
+    back = tmp_path / "back.weights"
+    write_darknet_from_mini(msd, m, arch, back, str(out))
+    assert sha256(back) == sha256(weights)
+    _parity("tiny_yolov3_real", out)
+
+
+def test_slim_darknet_yolov3_through_mini_matches_darknet(tmp_path):
+    """The darknet-slim yolov3 (filters / 16 = mini's input_channels=2): Darknet .weights -> mini .pth ->
+    native model from a mini config reproduces Darknet's own head inputs; the way back is byte-identical."""
+    from zooport.converters.mini.darknet import save_mini_from_darknet, write_darknet_from_mini
+    from zooport.converters.mmdet.load import read_checkpoint
+
+    d = "golden/darknet-slim/yolov3"
+    cfg, weights = asset(f"{d}/yolov3.cfg"), asset(f"{d}/yolov3.weights")
+    out = tmp_path / "y3.pth"
+    save_mini_from_darknet(cfg, weights, out)
+    config = {"model": {"type": "SingleStageDetector", "backbone": {"type": "RRDarknet53", "input_channels": 2},
+                        "neck": {"type": "RRDarkNeck", "input_channels": 2},
+                        "bbox_head": {"type": "RRYolov3Head", "num_classes": 80, "in_channels": [32, 16, 8]}},
+              "test_cfg": {"score_thr": 0.05}}
+    arch = mini_arch(config)
+    model = load_mini(out, arch)
+    x = torch.from_numpy(read_f32(asset("golden/darknet-slim/input_bus_256.f32"), (1, 3, 256, 256)).copy())
+    with torch.no_grad():
+        outs = raw_outputs(model, x)
+    for o, head in zip(outs, (82, 94, 106)):  # yolov3.cfg's [yolo] layers: strides 32, 16, 8
+        ref = read_f32(asset(f"{d}/head{head:03d}_in.f32"), tuple(o.shape))
+        assert_close(o, ref, what=f"head {head}")
+    msd, m = read_checkpoint(out)
+    back = tmp_path / "back.weights"
+    write_darknet_from_mini(msd, m, arch, back, str(out))
+    assert sha256(back) == sha256(weights)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    base = (GOLDEN / "tiny_yolov4" / "config.py").read_text()
+    p = tmp_path / "c.py"
+    p.write_text(base.replace("'in_channels': [512, 256]", "'in_channels': [256, 256]"))
+    with pytest.raises(UnsupportedError, match="bbox_head.in_channels"):
+        load_mini_config(p)
+    p.write_text(base.replace("RRTinyYolov4Head", "YOLOV3Head"))
+    with pytest.raises(UnsupportedError, match="RR\\* YOLO models"):
+        load_mini_config(p)
+    y5 = (GOLDEN / "yolov5s_slim" / "config.py").read_text()
+    p.write_text(y5.replace("'out_channels': [0.33, 0.125]", "'out_channels': [0.33, 0.25]"))
+    with pytest.raises(ConfigError, match="out_channels"):
+        load_mini_config(p)
+
+
+def test_checkpoint_errors_name_the_key(tmp_path):
+    sd = torch.load(GOLDEN / "yolov3_slim" / "yolov3_slim.pth", map_location="cpu", weights_only=True)["state_dict"]
+    cfg = GOLDEN / "yolov3_slim" / "config.py"
+    bad = dict(sd)
+    key = "neck.layers.2.head_body_2.feature.3.layers.0.weight"
+    del bad[key]
+    torch.save({"state_dict": bad}, tmp_path / "a.pth")
+    with pytest.raises(CheckpointError, match=key.replace(".", r"\.")):
+        load_mini(tmp_path / "a.pth", cfg)
+    bad = dict(sd)
+    bad["backbone.layers.0.stage_1.layers.1.weight"] = torch.ones(5)
+    torch.save({"state_dict": bad}, tmp_path / "b.pth")
+    with pytest.raises(CheckpointError, match="stage_1.layers.1.weight has shape"):
+        load_mini(tmp_path / "b.pth", cfg)
+    bad = dict(sd, extra=torch.ones(1))
+    torch.save({"state_dict": bad}, tmp_path / "c.pth")
+    with pytest.raises(CheckpointError, match="unused keys"):
+        load_mini(tmp_path / "c.pth", cfg)
+
+
+def test_mini_tiny_yolov3_pads_its_stride1_maxpool_with_zeros():
+    """mini's RRTinyYolov3Backbone (ZeroPad2d + MaxPool2d) differs from Darknet at the border: max(x, 0)."""
+    from zooport.model_defs.mini.layers import ZeroPadMaxPool
+
+    x = -torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    y = ZeroPadMaxPool()([x])
+    assert y.shape == x.shape and y[0, 0, 2, 2] == 0 and y[0, 0, 0, 0] == -1
