@@ -160,3 +160,33 @@ def test_mini_tiny_yolov3_pads_its_stride1_maxpool_with_zeros():
     x = -torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     y = ZeroPadMaxPool()([x])
     assert y.shape == x.shape and y[0, 0, 2, 2] == 0 and y[0, 0, 0, 0] == -1
+
+
+def test_cli_mini_to_darknet_and_back_keeps_every_tensor(tmp_path, capsys):
+    """``convert mmdet-mini --to darknet --cfg-out`` then ``convert darknet --to mmdet-mini``: the
+    oracle-written yolov3_slim .pth comes back with the same keys, order and values."""
+    from zooport.cli.main import main
+
+    src = GOLDEN / "yolov3_slim" / "yolov3_slim.pth"
+    cfg = GOLDEN / "yolov3_slim" / "config.py"
+    w, c, back = tmp_path / "y.weights", tmp_path / "y.cfg", tmp_path / "y.pth"
+    assert main(["convert", "mmdet-mini", str(src), "--config", str(cfg), "--to", "darknet", "-o", str(w),
+                 "--cfg-out", str(c)]) == 0
+    assert main(["convert", "darknet", str(c), str(w), "--to", "mmdet-mini", "-o", str(back)]) == 0
+    assert "mmdet-mini" in capsys.readouterr().out
+    a = torch.load(src, map_location="cpu", weights_only=True)["state_dict"]
+    b = torch.load(back, map_location="cpu", weights_only=True)["state_dict"]
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+    assert main(["convert", "mmdet-mini", str(src), "--config", str(GOLDEN / "yolov5s_slim" / "config.py"),
+                 "--to", "darknet", "-o", str(tmp_path / "z.weights")]) == 2
+    assert "zooport: error:" in capsys.readouterr().err
+
+
+def test_darknet_writer_refuses_widths_mini_hard_codes(tmp_path):
+    from zooport.converters.mini.darknet import darknet_to_mini_checkpoint
+
+    d = "golden/darknet-slim/yolov4-tiny"
+    with pytest.raises(UnsupportedError, match="hard-codes"):
+        darknet_to_mini_checkpoint(asset(f"{d}/yolov4-tiny.cfg"), asset(f"{d}/yolov4-tiny.weights"))

@@ -75,7 +75,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         name="darknet", what="a Darknet file", convert="zooport convert darknet CFG WEIGHTS",
         loader="zooport.converters.darknet.load:load_darknet",
         native={"darknet": ("zooport.model_defs.darknet.model:DarknetModel.from_native", "detect")},
-        targets=("pt", "safetensors", "darknet", "mmdet"), cli_module="zooport.cli.convert_darknet",
+        targets=("pt", "safetensors", "darknet", "mmdet", "mmdet-mini"), cli_module="zooport.cli.convert_darknet",
         postprocess="darknet", eval_defaults=MappingProxyType({"conf": 0.001, "iou": 0.6, "max_det": None}),
         onnx_parity=True, zoo=True),
     Family(
@@ -104,6 +104,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         # None: the model's own test_cfg value
         postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
         stride_rounding=False, zoo=True, takes_config=True),
+    Family(
+        # hhaAndroid/mmdetection-mini's own RR* YOLO checkpoints: read into the darknet / yolov5 families'
+        # native models (no native key of its own); its files carry no class names, so nothing sniffs them
+        name="mmdet-mini", what="an mmdetection-mini checkpoint", convert="zooport convert mmdet-mini CKPT --config FILE",
+        loader="zooport.converters.mini.load:load_mini",
+        targets=("pt", "safetensors", "darknet"), cli_module="zooport.cli.convert_mini",
+        postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
+        stride_rounding=False, takes_config=True),
 )}
 
 # native checkpoint ``family`` key -> its Family

@@ -182,6 +182,24 @@ def kind_of_plan(plan, where: str = "cfg") -> str:
                            f"(yolov3, yolov4, yolov3-tiny, yolov4-tiny)")
 
 
+def check_widths(plan, kind: str, where: str) -> int:
+    """The ``input_channels`` of a plan of ``kind``: every non-head conv's filters must be the bundled
+    cfg's (yolov3: all scaled by one input_channels / 32), as mini's modules hard-code them."""
+    from ...parsers.darknet.cfg import parse_cfg
+    from ...parsers.darknet.plan import build_plan
+
+    base = build_plan(parse_cfg(CFG_DIR / BASE_CFG[kind]))
+    heads = {lp.inputs[0] for lp in plan if lp.is_head}
+    convs = [(a, b) for a, b in zip(_conv_layers(plan), _conv_layers(base)) if a.index not in heads]
+    first = convs[0][0].out_shape[0]
+    ic = first if kind == "yolov3" else 32
+    for a, b in convs:
+        if a.out_shape[0] * 32 != b.out_shape[0] * ic:
+            raise UnsupportedError(f"{where}: layer {a.index} has {a.out_shape[0]} filters; mini's {kind} hard-codes "
+                                   f"{b.out_shape[0] * ic // 32}" + (f" (input_channels={ic})" if kind == "yolov3" else ""))
+    return ic
+
+
 def build_model(arch, mini_sd: dict, where: str, names=None):
     """The native DarknetModel of ``arch`` holding ``mini_sd``'s tensors (strict)."""
     from ...model_defs.darknet.model import DarknetModel
@@ -218,6 +236,7 @@ def darknet_to_mini_checkpoint(cfg, weights) -> tuple[dict, str]:
     dcfg = parse_cfg(cfg)
     plan = build_plan(dcfg)
     kind = kind_of_plan(plan, os.fspath(cfg))
+    check_widths(plan, kind, os.fspath(cfg))
     header, buf = read_weights_buffer(weights, plan)
     sd = buffer_to_state_dict(plan, buf, transposed=is_transposed(header))
     return {"state_dict": darknet_to_mini_state_dict(sd, plan, kind), "meta": {"darknet_header": dict(header)}}, kind
