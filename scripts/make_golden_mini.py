@@ -307,12 +307,85 @@ def gen_converter_digest(mini, assets, out, index):
     print("tiny_yolov3_real ok", len(dets[True][0]), "dets", flush=True)
 
 
+def gen_yolov5_v3(v3dir: Path, mini: Path, assets: Path, out: Path, index: list):
+    """YOLOv5 v3.0's own code (tag v3.0) builds yolov5s at width 0.0625 (depth 0.33); Conv activations set
+    to nn.Hardswish as the released v3.0 checkpoints pickle them; formula weights, BN calibrated as above;
+    saved as a release checkpoint ({'model': model.half(), ...}; train.py's `nc`/`hyp` attributes set).
+    Then mini's own convert_yolov5_weights_step1.py and step2.py run on it (paths substituted; step1 under
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1, as its torch 1.6 torch.load unpickled models). The .pt is shipped
+    (fp16, small); step2's output is recorded as digest.tsv."""
+    import copy
+    sys.path.insert(0, str(v3dir))
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    import yaml as _yaml
+    from models.common import Conv as V3Conv
+    from models.yolo import Model
+    cfg = _yaml.safe_load((v3dir / "models/yolov5s.yaml").read_text())
+    cfg["width_multiple"] = 0.0625
+    with torch.no_grad():  # v3.0's _initialize_biases edits a view of a leaf in place (allowed under no_grad)
+        m = Model(cfg)
+    for mod in m.modules():
+        if isinstance(mod, V3Conv) and not isinstance(mod.act, torch.nn.Identity):
+            mod.act = torch.nn.Hardswish()
+    bn_prefixes = {n for n, mm in m.model.named_modules() if isinstance(mm, torch.nn.BatchNorm2d)}
+    sd = m.model.state_dict()
+    k = 0
+    with torch.no_grad():
+        for key, t in sd.items():
+            if key.endswith("num_batches_tracked") or "anchor" in key:
+                continue
+            t.copy_(torch.from_numpy(formula(k, tuple(t.shape), tensor_kind(key, t, bn_prefixes))))
+            k += 1
+        for mm in m.modules():
+            if isinstance(mm, torch.nn.BatchNorm2d):
+                mm.reset_running_stats()
+                mm.momentum = None
+        m.train()
+        m(calib_batch(assets, 64, 64))
+        m.eval()
+        for mm in m.modules():
+            if isinstance(mm, torch.nn.BatchNorm2d):
+                mm.num_batches_tracked.zero_()
+    m.nc, m.hyp = 80, {}
+    d = out / "yolov5_v3_convert"
+    d.mkdir(parents=True, exist_ok=True)
+    pt = d / "yolov5s_w0625_v3.pt"
+    torch.save({"epoch": -1, "best_fitness": None, "training_results": None, "model": copy.deepcopy(m).half(),
+                "optimizer": None}, str(pt))
+    tmp = Path("/work/oracle/out/yolov5_v3")
+    tmp.mkdir(parents=True, exist_ok=True)
+    step1 = (mini / "tools/darknet/convert_yolov5_weights_step1.py").read_text()
+    for a, b in (("is_download = True", "is_download = False"), ("'/home/pi/yolov5s.pt'", repr(str(pt))),
+                 ("save_name = 'yolov5s.pth'", f"save_name = {str(tmp / 'yolov5s.pth')!r}")):
+        assert step1.count(a) == 1, a
+        step1 = step1.replace(a, b)
+    exec(compile(step1, "convert_yolov5_weights_step1.py", "exec"), {"__name__": "__main__"})
+    step2 = (mini / "tools/darknet/convert_yolov5_weights_step2.py").read_text()
+    for a, b in (("'/home/pi/pytorch_2020/yolov5/yolov5s.pth'", repr(str(tmp / "yolov5s.pth"))),
+                 ("'../../yolov5s_mm.pth'", repr(str(tmp / "yolov5s_mm.pth")))):
+        assert step2.count(a) == 1, a
+        step2 = step2.replace(a, b)
+    exec(compile(step2, "convert_yolov5_weights_step2.py", "exec"), {"__name__": "__main__"})
+    data = torch.load(str(tmp / "yolov5s_mm.pth"), map_location="cpu", weights_only=True)
+    with open(d / "digest.tsv", "w") as f:
+        f.write("key\tshape\tdtype\tsha256\n")
+        for key, v in data["state_dict"].items():
+            f.write(f"{key}\t{','.join(map(str, v.shape))}\t{str(v.dtype).replace('torch.', '')}\t{sha(v)}\n")
+    commit = subprocess.run(["git", "--git-dir", "/work/.mirror/ultralytics+yolov5/repo", "rev-parse", "v3.0"],
+                            capture_output=True, text=True).stdout.strip()
+    (d / "index.txt").write_text(f"yolov5 {commit}\ncheckpoint {pt.name}\nwidth_multiple 0.0625\n"
+                                 f"depth_multiple {cfg['depth_multiple']}\nkeys {len(data['state_dict'])}\n")
+    index.append(f"yolov5_v3_convert\tYOLOv5 v3.0 yolov5s.yaml (width 0.0625)\tmini step1+step2 digest")
+    print("yolov5_v3_convert ok", len(data["state_dict"]), "keys", pt.stat().st_size, "bytes", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mini", type=Path, required=True)
     ap.add_argument("--assets", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--yolov5-v3", type=Path, help="YOLOv5 tag v3.0 source tree (git archive v3.0)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, str(a.mini))
@@ -323,6 +396,8 @@ def main():
             gen_model(name, spec, a.mini, a.assets, a.out, index)
     if not a.only or "tiny_yolov3_real" in a.only:
         gen_converter_digest(a.mini, a.assets, a.out, index)
+    if a.yolov5_v3 and (not a.only or "yolov5_v3_convert" in a.only):
+        gen_yolov5_v3(a.yolov5_v3, a.mini, a.assets, a.out, index)
     commit = subprocess.run(["git", "--git-dir", "/work/.mirror/hhaAndroid+mmdetection-mini/repo", "rev-parse",
                              "HEAD"], capture_output=True, text=True).stdout.strip()
     (a.out / "VERSIONS.txt").write_text(

@@ -190,3 +190,30 @@ def test_darknet_writer_refuses_widths_mini_hard_codes(tmp_path):
     d = "golden/darknet-slim/yolov4-tiny"
     with pytest.raises(UnsupportedError, match="hard-codes"):
         darknet_to_mini_checkpoint(asset(f"{d}/yolov4-tiny.cfg"), asset(f"{d}/yolov4-tiny.weights"))
+
+
+def test_yolov5_v3_pt_to_mini_pth_is_minis_converter(tmp_path, capsys):
+    """A YOLOv5 v3.0 checkpoint made by YOLOv5 v3.0's own code: ``convert yolov5 --to mmdet-mini`` writes
+    exactly what mini's convert_yolov5_weights_step1.py + step2.py wrote (keys in order, fp16 dtypes,
+    values: digest.tsv), and mini's config reads it back into a native model."""
+    from zooport.cli.main import main
+    from zooport.parsers.mini.config import MiniArch
+
+    d = GOLDEN / "yolov5_v3_convert"
+    out = tmp_path / "y5.pth"
+    assert main(["convert", "yolov5", str(d / "yolov5s_w0625_v3.pt"), "--to", "mmdet-mini", "-o", str(out)]) == 0
+    sd = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    digest = rows(d / "digest.tsv")
+    assert list(sd) == [r[0] for r in digest]
+    for key, shape, dtype, sha in digest:
+        t = sd[key]
+        assert ",".join(map(str, t.shape)) == shape and str(t.dtype).replace("torch.", "") == dtype, key
+        assert tensor_sha(t) == sha, f"{key}: not the tensor mini's converter wrote"
+    arch = MiniArch(kind="yolov5", num_classes=80, strides=[32, 16, 8], coder="YOLOV5BBoxCoder",
+                    anchors=[[(116, 90), (156, 198), (373, 326)], [(30, 61), (62, 45), (59, 119)],
+                             [(10, 13), (16, 30), (33, 23)]], depth_multiple=0.33, width_multiple=0.0625)
+    model = load_mini(out, arch)
+    with torch.no_grad():
+        assert [tuple(o.shape) for o in raw_outputs(model, torch.zeros(1, 3, 64, 64))] == \
+            [(1, 255, 2, 2), (1, 255, 4, 4), (1, 255, 8, 8)]
+    capsys.readouterr()

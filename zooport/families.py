@@ -92,7 +92,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         native={"yolov5": ("zooport.model_defs.yolov5.model:YOLOv5Model.from_native", "detect"),
                 "yolov5-seg": ("zooport.model_defs.yolov5.tasks:YOLOv5SegModel.from_native", "segment"),
                 "yolov5-cls": ("zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native", "classify")},
-        targets=("pt", "safetensors", "yolov5", "darknet"), cli_module="zooport.cli.convert_yolov5",
+        targets=("pt", "safetensors", "yolov5", "darknet", "mmdet-mini"), cli_module="zooport.cli.convert_yolov5",
         pickle_globals=("models.yolo", "models.common"), pickle_strings=("models.yolo", "models.common"),
         postprocess="yolov5", eval_defaults=_YOLO_EVAL, onnx_parity=True, zoo=True),
     Family(

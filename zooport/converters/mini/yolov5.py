@@ -119,3 +119,45 @@ def yolov5_to_mini_state_dict(yolov5_sd: dict) -> "OrderedDict":
         if nk is not None:
             out[nk] = v
     return out
+
+
+def _module_rows(rows) -> list:
+    return [(str(r[2]), int(r[1]) > 1) for r in rows]
+
+
+def check_v3_layout(yaml: dict, where: str) -> None:
+    """mini's RRYoloV5 is YOLOv5 v3.0's yolov5s/m/l/x: the same 25 rows (modules, repeats > 1, froms);
+    any multiples; 3 levels of 3 anchors; 80 classes (its head hard-codes 255 channels)."""
+    from ...errors import UnsupportedError
+
+    try:
+        ok = (_module_rows(yaml["backbone"]) == _module_rows(V3_BACKBONE) and
+              _module_rows(yaml["head"]) == _module_rows(V3_HEAD) and
+              [r[0] for r in yaml["head"]] == [r[0] for r in V3_HEAD] and int(yaml["nc"]) == 80 and
+              len(yaml["anchors"]) == 3 and all(len(a) == 6 for a in yaml["anchors"]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        ok = False
+    if not ok:
+        raise UnsupportedError(f"{where}: not YOLOv5 v3.0's yolov5s/m/l/x layout with 80 classes and 3x3 anchors "
+                               "(Focus, BottleneckCSP, SPP; Detect at row 24): mmdetection-mini's RRYolov5 cannot "
+                               "hold it")
+
+
+def yolov5_checkpoint_to_mini(path) -> tuple[dict, dict]:
+    """(``{"state_dict": ...}`` exactly as ``convert_yolov5_weights_step1.py`` + ``step2.py`` write it for a
+    YOLOv5 v3.0 ``.pt``: the pickled model's tensors in ``state_dict()`` order and stored dtype (fp16 in the
+    releases), renamed, anchors dropped; the yaml)."""
+    from ...parsers.yolov5.ckpt import parse_yolov5_checkpoint
+
+    ck = parse_yolov5_checkpoint(path, float_dtype=None)
+    check_v3_layout(ck.yaml, os.fspath(path))
+    return {"state_dict": yolov5_to_mini_state_dict(ck.state_dict)}, ck.yaml
+
+
+def save_mini_from_yolov5(path, out) -> int:
+    """``zooport convert yolov5 CKPT --to mmdet-mini -o OUT.pth``; returns the number of keys."""
+    from ..._io import save_torch
+
+    ckpt, _ = yolov5_checkpoint_to_mini(path)
+    save_torch(ckpt, out)
+    return len(ckpt["state_dict"])
