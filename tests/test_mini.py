@@ -217,3 +217,41 @@ def test_yolov5_v3_pt_to_mini_pth_is_minis_converter(tmp_path, capsys):
         assert [tuple(o.shape) for o in raw_outputs(model, torch.zeros(1, 3, 64, 64))] == \
             [(1, 255, 2, 2), (1, 255, 4, 4), (1, 255, 8, 8)]
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("name", ["tiny_yolov3", "yolov5s_slim"])
+def test_onnx_export_of_a_mini_model_equals_minis_outputs(name, tmp_path):
+    """The native model read from a mini checkpoint exports to ONNX (raw outputs); onnxruntime's
+    outputs equal mini's own (tiny_yolov3 includes mini's zero-padded stride-1 maxpool)."""
+    import onnxruntime as ort
+
+    from zooport.export.onnx import export_onnx
+
+    model = load_mini(checkpoint(name, tmp_path), GOLDEN / name / "config.py")
+    x = model_input(name)
+    p = export_onnx(model, tmp_path / f"{name}.onnx", imgsz=tuple(x.shape[-2:]), raw=True)
+    sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    order = list(range(len(got)))[::-1] if name.startswith("yolov5") else [0, 1]  # mini: largest stride first
+    for i, ref in enumerate(outputs(name)):
+        assert_close(got[order[i]], ref, what=f"{name} onnx out{i}")
+
+
+@pytest.mark.parametrize("name", ["tiny_yolov3", "yolov5s_slim"])
+def test_native_checkpoint_keeps_minis_arithmetic(name, tmp_path):
+    """Saved as zooport's native checkpoint and loaded back, the model still equals mini (tiny_yolov3: its
+    zero-padded maxpool, which Darknet's arithmetic would change by up to ~3.5 on the real weights)."""
+    import zooport
+    from zooport.converters.native import save_native
+
+    model = load_mini(checkpoint(name, tmp_path), GOLDEN / name / "config.py")
+    save_native(model, tmp_path / "n.pt", "pt")
+    back = zooport.load(tmp_path / "n.pt")
+    x = model_input(name)
+    with torch.no_grad():
+        outs = raw_outputs(back, x)
+    for i, (o, ref) in enumerate(zip(outs, outputs(name))):
+        assert_close(o, ref, what=f"{name} reloaded out{i}")
+    with torch.no_grad():
+        dets, labels = predict(back, x, rescale=True, **meta(name))
+    assert_same_dets(dets, labels, GOLDEN / name / "dets.txt")

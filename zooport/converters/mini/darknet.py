@@ -215,15 +215,12 @@ def build_model(arch, mini_sd: dict, where: str, names=None):
         if not getattr(model, key, None):
             setattr(model, key, value)
     load_state_dict_strict(model, sd, where, assign=True)
-    from ...model_defs.mini.layers import ZeroPadMaxPool, mish
+    from ...model_defs.mini.layers import apply_mini_arithmetic
 
-    for layer in model.layers:  # mini's own Mish arithmetic (see zooport.model_defs.mini.layers)
-        if getattr(layer, "act_name", None) == "mish":
-            layer.act = mish
-    if arch.kind == "tiny_yolov3":
-
-        i = next(lp.index for lp in plan if lp.type == "maxpool" and lp.section.get_int("stride", 2) == 1)
-        model.layers[i] = ZeroPadMaxPool()
+    # mini's own Mish formula, and tiny-yolov3's zero-padded stride-1 maxpool (zooport.model_defs.mini.layers)
+    pad = [lp.index for lp in plan if lp.type == "maxpool" and lp.section.get_int("stride", 2) == 1] \
+        if arch.kind == "tiny_yolov3" else []
+    apply_mini_arithmetic(model, {"mish": True, "zero_pad_maxpool": pad})
     return model.eval()
 
 

@@ -12,6 +12,7 @@ tiny_yolov3, tiny_yolov4) or :class:`~zooport.model_defs.yolov5.model.YOLOv5Mode
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ...parsers.mini.config import MiniArch, load_mini_config, mini_arch
@@ -38,7 +39,22 @@ def load_mini(checkpoint, config, *, names=None):
         from .darknet import build_model
     model = build_model(arch, sd, where, names=names)
     model.mini = arch
+    model.source = dict(model.source or {}, mini=dataclasses.asdict(arch))  # kept by native checkpoints
     return model
+
+
+def mini_arch_of(model) -> MiniArch:
+    """The MiniArch of a model read by :func:`load_mini`, also after a native save / load round trip."""
+    arch = getattr(model, "mini", None)
+    if arch is None:
+        d = (getattr(model, "source", None) or {}).get("mini")
+        if not isinstance(d, dict):
+            from ...errors import UsageError
+
+            raise UsageError(f"{type(model).__name__} was not read from an mmdetection-mini checkpoint")
+        arch = MiniArch(**d)
+        model.mini = arch
+    return arch
 
 
 def raw_outputs(model, x):
@@ -46,10 +62,11 @@ def raw_outputs(model, x):
     stride first, the (B, na * (5 + nc), H/s, W/s) map before any sigmoid."""
     from .keys import HEAD_ORDER
 
+    kind = mini_arch_of(model).kind
     outs = model.raw(x)
-    if model.mini.kind == "yolov5":
+    if kind == "yolov5":
         return list(reversed(outs))  # native Detect levels run stride 8 -> 32
-    return [outs[j] for j in HEAD_ORDER[model.mini.kind]]
+    return [outs[j] for j in HEAD_ORDER[kind]]
 
 
 def predict(model, x, *, scale_factor=None, pad_param=None, rescale: bool = False):
@@ -57,5 +74,5 @@ def predict(model, x, *, scale_factor=None, pad_param=None, rescale: bool = Fals
     :mod:`zooport.model_defs.mini.predict`)."""
     from ...model_defs.mini.predict import get_bboxes
 
-    return get_bboxes(raw_outputs(model, x), model.mini, scale_factor=scale_factor, pad_param=pad_param,
+    return get_bboxes(raw_outputs(model, x), mini_arch_of(model), scale_factor=scale_factor, pad_param=pad_param,
                       rescale=rescale)

@@ -26,3 +26,17 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     Darknet's ``log1p(exp(x))`` rounds differently in the last bit; over yolov4's 72 Mish layers that
     alone moves the outputs by ~1e-4, so a model read from a mini checkpoint uses mini's formula."""
     return x * torch.tanh(F.softplus(x))
+
+
+def apply_mini_arithmetic(model, spec: dict) -> None:
+    """Give a DarknetModel mini's arithmetic: ``spec = {"mish": True, "zero_pad_maxpool": [layer, ...]}``.
+    Recorded as ``model.mini_arithmetic``, which the model's native checkpoint keeps (``native_arch``),
+    so a saved and reloaded model still computes what mini computes."""
+    if spec.get("mish"):
+        for layer in model.layers:
+            if getattr(layer, "act_name", None) == "mish":
+                layer.act = mish
+    for i in spec.get("zero_pad_maxpool", []):
+        model.layers[int(i)] = ZeroPadMaxPool()
+    model.mini_arithmetic = {"mish": bool(spec.get("mish")),
+                             "zero_pad_maxpool": [int(i) for i in spec.get("zero_pad_maxpool", [])]}
