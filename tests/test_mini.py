@@ -255,3 +255,12 @@ def test_native_checkpoint_keeps_minis_arithmetic(name, tmp_path):
     with torch.no_grad():
         dets, labels = predict(back, x, rescale=True, **meta(name))
     assert_same_dets(dets, labels, GOLDEN / name / "dets.txt")
+
+
+def test_mmdet_reader_points_mini_models_to_their_reader(capsys):
+    from zooport.cli.main import main
+
+    ck, cfg = GOLDEN / "yolov3_slim" / "yolov3_slim.pth", GOLDEN / "yolov3_slim" / "config.py"
+    assert main(["convert", "mmdet", str(ck), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "mmdetection-mini" in err and "convert mmdet-mini" in err and err.startswith("zooport: error:")
