@@ -264,3 +264,24 @@ def test_mmdet_reader_points_mini_models_to_their_reader(capsys):
     assert main(["convert", "mmdet", str(ck), "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "mmdetection-mini" in err and "convert mmdet-mini" in err and err.startswith("zooport: error:")
+
+
+def test_mini_yolov5_back_to_the_v3_state_dict(tmp_path, capsys):
+    """``convert yolov5 --to mmdet-mini`` then ``convert mmdet-mini --to yolov5``: every tensor of the v3.0
+    checkpoint's model (keys, order, fp16 dtypes, values, Detect's anchors and anchor_grid) comes back."""
+    from zooport.cli.main import main
+    from zooport.parsers.yolov5.ckpt import parse_yolov5_checkpoint
+
+    d = GOLDEN / "yolov5_v3_convert"
+    pt = d / "yolov5s_w0625_v3.pt"
+    cfg = tmp_path / "mini.py"
+    cfg.write_text((GOLDEN / "yolov5s_slim" / "config.py").read_text().replace("0.125", "0.0625"))
+    mini, back = tmp_path / "m.pth", tmp_path / "back.pt"
+    assert main(["convert", "yolov5", str(pt), "--to", "mmdet-mini", "-o", str(mini)]) == 0
+    assert main(["convert", "mmdet-mini", str(mini), "--config", str(cfg), "--to", "yolov5", "-o", str(back)]) == 0
+    ours = torch.load(back, map_location="cpu", weights_only=True)
+    ref = parse_yolov5_checkpoint(pt, float_dtype=None).state_dict
+    assert list(ours) == list(ref)
+    for k, v in ref.items():
+        assert ours[k].dtype == v.dtype and torch.equal(ours[k], v), k
+    capsys.readouterr()

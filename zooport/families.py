@@ -109,7 +109,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         # native models (no native key of its own); its files carry no class names, so nothing sniffs them
         name="mmdet-mini", what="an mmdetection-mini checkpoint", convert="zooport convert mmdet-mini CKPT --config FILE",
         loader="zooport.converters.mini.load:load_mini",
-        targets=("pt", "safetensors", "darknet"), cli_module="zooport.cli.convert_mini",
+        targets=("pt", "safetensors", "darknet", "yolov5"), cli_module="zooport.cli.convert_mini",
         postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
         stride_rounding=False, takes_config=True),
 )}

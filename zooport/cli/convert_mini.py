@@ -1,15 +1,17 @@
-"""``zooport convert mmdet-mini CKPT --config FILE [--to pt|safetensors|darknet] [-o OUT] [--names FILE]``.
+"""``zooport convert mmdet-mini CKPT --config FILE [--to pt|safetensors|darknet|yolov5] [-o OUT] [--names FILE]``.
 
 Reads an mmdetection-mini checkpoint (its own RR* YOLO models: yolov3, yolov4, tiny_yolov3, tiny_yolov4,
 yolov5 v3.0) with its mini ``.py`` config into the native model, then writes zooport's checkpoint or,
 for the Darknet-derived models, a Darknet ``.weights`` file (byte-identical to the file a
-``convert darknet --to mmdet-mini`` came from; ``--cfg-out`` also writes the matching Darknet cfg).
+``convert darknet --to mmdet-mini`` came from; ``--cfg-out`` also writes the matching Darknet cfg), or
+for yolov5 the YOLOv5 v3.0 state dict (``--to yolov5``: ``{"model.N...": tensor}``, dtypes kept, Detect's
+anchors / anchor_grid restored: the tensors of the ``.pt`` mini's converter read).
 """
 from __future__ import annotations
 
 import time
 
-SUPPORTED = ("pt", "safetensors", "darknet")
+SUPPORTED = ("pt", "safetensors", "darknet", "yolov5")
 
 
 def register(sub) -> None:
@@ -22,7 +24,8 @@ def register(sub) -> None:
         "with its mini config (.py, read without executing it): RRDarknet53 / RRCSPDarknet53 / RRTinyYolov3 / "
         "RRTinyYolov4 detectors (Darknet yolov3, yolov4, yolov3-tiny, yolov4-tiny) and RRYoloV5 (YOLOv5 v3.0). "
         "--to pt / safetensors writes zooport's checkpoint; --to darknet writes Darknet .weights for the "
-        "Darknet-derived ones (--cfg-out FILE: the matching cfg).",
+        "Darknet-derived ones (--cfg-out FILE: the matching cfg); --to yolov5 writes the YOLOv5 v3.0 state dict "
+        "of a mini yolov5 (tensors and dtypes of the .pt it was converted from, anchors restored).",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="mmdetection-mini checkpoint (.pth)")
     p.add_argument("--config", required=True, help="the model's mmdetection-mini config (.py)")
@@ -53,7 +56,14 @@ def _run(args) -> int:
     from ..converters.mini.load import load_mini, resolve_arch
 
     arch = resolve_arch(args.config)
-    if target == "darknet":
+    if target == "yolov5":
+        if arch.kind != "yolov5":
+            raise UsageError(f"{args.config}: --to yolov5 is for mini's yolov5; {arch.kind} converts to darknet")
+        from .._io import save_torch
+        from ..converters.mini.yolov5 import mini_to_yolov5_state_dict
+
+        save_torch(mini_to_yolov5_state_dict(_raw_state_dict(ckpt), arch), out)
+    elif target == "darknet":
         if arch.kind == "yolov5":
             raise UsageError(f"{args.config}: mini's yolov5 has no Darknet counterpart; use --to pt or safetensors")
         from ..converters.mini.darknet import write_darknet_from_mini
@@ -69,3 +79,19 @@ def _run(args) -> int:
         save_native(model, out, target)
     report_written(out, target, t0)
     return 0
+
+
+def _raw_state_dict(ckpt):
+    """The checkpoint's state dict with its stored dtypes (weights_only load; nothing executed)."""
+    import torch
+
+    from ..errors import CheckpointError
+
+    try:
+        obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle / zip errors of many kinds; weights_only never executes the file
+        raise CheckpointError(f"{ckpt}: not loadable with weights_only=True ({type(e).__name__}: {str(e)[:200]})") from None
+    sd = obj.get("state_dict") if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{ckpt}: expected {{'state_dict': {{key: tensor}}}}")
+    return sd

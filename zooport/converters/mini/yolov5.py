@@ -161,3 +161,25 @@ def save_mini_from_yolov5(path, out) -> int:
     ckpt, _ = yolov5_checkpoint_to_mini(path)
     save_torch(ckpt, out)
     return len(ckpt["state_dict"])
+
+
+def mini_to_yolov5_state_dict(mini_sd: dict, arch) -> "OrderedDict":
+    """The YOLOv5 v3.0 ``model.state_dict()`` a mini yolov5 ``.pth`` came from: keys ``model.N.*`` in
+    mini's order, dtypes kept, and Detect's two buffers mini's converter dropped, rebuilt from the config's
+    anchors as v3.0's Detect holds them: ``anchors`` (nl, na, 2) in grid units (pixels / stride) and
+    ``anchor_grid`` (nl, 1, na, 1, 1, 2) in pixels, in the weights' float dtype."""
+    import torch
+
+    out = OrderedDict()
+    dtype = next((v.dtype for v in mini_sd.values() if v.is_floating_point()), torch.float32)
+    px = [[[float(w), float(h)] for w, h in lvl] for lvl in reversed(arch.anchors)]  # stride 8 first
+    strides = sorted(arch.strides)
+    anchors = torch.tensor(px, dtype=torch.float32) / torch.tensor(strides, dtype=torch.float32).view(-1, 1, 1)
+    grid = torch.tensor(px, dtype=torch.float32).view(len(px), 1, -1, 1, 1, 2)
+    for k, v in mini_sd.items():
+        nk = mini_key_to_yolov5(k)
+        if nk.startswith(f"model.{DETECT}.m.") and f"model.{DETECT}.anchors" not in out:
+            out[f"model.{DETECT}.anchors"] = anchors.to(dtype)
+            out[f"model.{DETECT}.anchor_grid"] = grid.to(dtype)
+        out[nk] = v
+    return out
