@@ -103,7 +103,10 @@ def test_delete_key_replaces():
     ("model = dict(norm=dict(type='GN').copy())\n", "function call"),
     ("model = [i for i in range(3)]\n", "ListComp"),
     ("model = (lambda: 1)\n", "Lambda"),
-    ("if True:\n    model = 1\n", "If"),
+    ("while True:\n    model = 1\n", "While"),
+    ("for i in [1]:\n    model = i\n", "For"),
+    ("if open('x'):\n    model = 1\n", "function call"),
+    ("if True:\n    import os\n", "import"),
 ])
 def test_rejects_code(tmp_path, bad, what):
     p = tmp_path / "bad.py"
@@ -112,6 +115,17 @@ def test_rejects_code(tmp_path, bad, what):
         load_config(p)
     msg = str(ei.value)
     assert what.lower() in msg.lower() and str(p) in msg and ":" in msg
+
+
+def test_if_blocks_take_the_branch_their_test_selects(tmp_path):
+    # mmdetection-mini's rr_yolov5 config picks its multiples with if/elif on a module-level constant
+    p = tmp_path / "c.py"
+    p.write_text("t = 1\nif t == 0:\n    d = 0.33\nelif 0 < t <= 1 and t not in [5]:\n    d = 0.67\n"
+                 "else:\n    raise NotImplementedError\nmodel = dict(type='X', d=d)\n")
+    assert load_config(p)["model"] == {"type": "X", "d": 0.67}
+    p.write_text("t = 7\nif t == 0:\n    d = 1\nelse:\n    raise NotImplementedError\n")
+    with pytest.raises(ConfigError, match=r"c.py:5: the config's own check fails"):
+        load_config(p)
 
 
 def test_rejects_code_in_checkpoint_meta():

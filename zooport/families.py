@@ -82,7 +82,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         name="darknet", what="a Darknet file", convert="zooport convert darknet CFG WEIGHTS",
         loader="zooport.converters.darknet.load:load_darknet",
         native={"darknet": ("zooport.model_defs.darknet.model:DarknetModel.from_native", "detect")},
-        targets=("pt", "safetensors", "darknet", "mmdet"), cli_module="zooport.cli.convert_darknet",
+        targets=("pt", "safetensors", "darknet", "mmdet", "mmdet-mini"), cli_module="zooport.cli.convert_darknet",
         postprocess="darknet", eval_defaults=MappingProxyType({"conf": 0.001, "iou": 0.6, "max_det": None}),
         onnx_parity=True, zoo=True, assigner="yolov3"),
     Family(
@@ -99,7 +99,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         native={"yolov5": ("zooport.model_defs.yolov5.model:YOLOv5Model.from_native", "detect"),
                 "yolov5-seg": ("zooport.model_defs.yolov5.tasks:YOLOv5SegModel.from_native", "segment"),
                 "yolov5-cls": ("zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native", "classify")},
-        targets=("pt", "safetensors", "yolov5", "darknet"), cli_module="zooport.cli.convert_yolov5",
+        targets=("pt", "safetensors", "yolov5", "darknet", "mmdet-mini"), cli_module="zooport.cli.convert_yolov5",
         pickle_globals=("models.yolo", "models.common"), pickle_strings=("models.yolo", "models.common"),
         postprocess="yolov5", eval_defaults=_YOLO_EVAL, onnx_parity=True, zoo=True, assigner="yolov5",
         anchors_writer="zooport.analysis.anchors_io:write_yolov5_yaml"),
@@ -112,6 +112,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         # None: the model's own test_cfg value
         postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
         stride_rounding=False, zoo=True, takes_config=True, raw_layout="groups"),
+    Family(
+        # hhaAndroid/mmdetection-mini's own RR* YOLO checkpoints: read into the darknet / yolov5 families'
+        # native models (no native key of its own); its files carry no class names, so nothing sniffs them
+        name="mmdet-mini", what="an mmdetection-mini checkpoint", convert="zooport convert mmdet-mini CKPT --config FILE",
+        loader="zooport.converters.mini.load:load_mini",
+        targets=("pt", "safetensors", "darknet", "yolov5"), cli_module="zooport.cli.convert_mini",
+        postprocess="mmdet", eval_defaults=MappingProxyType({"conf": None, "iou": None, "max_det": None}),
+        stride_rounding=False, takes_config=True),
 )}
 
 # native checkpoint ``family`` key -> its Family

@@ -19,7 +19,7 @@ from ..errors import UsageError
 
 # target -> file extension of what it writes (the default output name's suffix)
 EXTENSIONS = {"pt": ".pt", "safetensors": ".safetensors", "darknet": ".weights", "yolov5": ".pt",
-              "mmdet": ".pth", "ultralytics": ".pt", "onnx": ".onnx"}
+              "mmdet": ".pth", "ultralytics": ".pt", "mmdet-mini": ".pth", "onnx": ".onnx"}
 IMGSZ_RANGE = (1, 16384)  # beyond this no detector runs; the stride rounding happens after load
 
 

@@ -1,6 +1,6 @@
 """``zooport convert SOURCE ... [--to TARGET] [-o OUT]``: one sub-verb per source format, each in its own module.
 
-One vocabulary for every source: ``--to {pt,safetensors,darknet,yolov5,mmdet}`` (default: from OUT's
+One vocabulary for every source: ``--to {pt,safetensors,darknet,yolov5,mmdet,mmdet-mini}`` (default: from OUT's
 suffix, else ``pt``), ``-o OUT`` (default: beside the input, see :mod:`zooport.cli._args`), one
 success line ``wrote PATH (SIZE, TARGET) in T s``. ``--format`` and ``--to native`` are deprecated
 aliases (a one-line warning on stderr).

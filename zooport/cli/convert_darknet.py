@@ -1,8 +1,9 @@
-"""``zooport convert darknet CFG WEIGHTS [--to pt|safetensors|darknet|mmdet] [-o OUT] [--num-classes N]``.
+"""``zooport convert darknet CFG WEIGHTS [--to pt|safetensors|darknet|mmdet|mmdet-mini] [-o OUT] [--num-classes N]``.
 
 Writes a native checkpoint (``.pt``: a plain dict loadable with ``torch.load(weights_only=True)``;
 ``.safetensors``: tensors + JSON metadata), a Darknet ``.weights`` file again (byte-identical), or an
-MMDetection YOLOV3 checkpoint. The output is written atomically: on any error no output file is left.
+MMDetection YOLOV3 checkpoint, or an mmdetection-mini ``.pth`` (``--to mmdet-mini``: yolov3, yolov4,
+yolov3-tiny, yolov4-tiny; exactly the tensors mini's ``tools/darknet`` converters write). The output is written atomically: on any error no output file is left.
 ``--num-classes N`` re-heads the model for N classes (fine-tuning) and reports the layers it could not
 load.
 """
@@ -29,7 +30,8 @@ def register(sub) -> None:
         epilog="examples:\n  zooport convert darknet yolov3-tiny.cfg yolov3-tiny.weights --names coco.names\n"
         "  zooport convert darknet yolov4.cfg yolov4.weights --to safetensors\n"
         "  zooport convert darknet yolov3-tiny.cfg yolov3-tiny.weights --num-classes 3 -o tiny3.pt\n"
-        "  zooport convert darknet yolov3.cfg yolov3.weights --to mmdet",
+        "  zooport convert darknet yolov3.cfg yolov3.weights --to mmdet\n"
+        "  zooport convert darknet yolov4-tiny.cfg yolov4-tiny.weights --to mmdet-mini",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cfg", metavar="CFG", help="Darknet .cfg file")
@@ -81,6 +83,17 @@ def _convert(args, target: str, out, t0: float) -> int:
     from ..converters.darknet.load import load_darknet, save_darknet_weights
     from ._args import progress, report_written
 
+    if target == "mmdet-mini":
+        from ..errors import UsageError
+
+        if args.num_classes is not None:
+            raise UsageError("--num-classes with --to mmdet-mini: mini's converters copy the file's tensors "
+                             "as they are; re-head the model in mini")
+        from ..converters.mini.darknet import save_mini_from_darknet
+
+        save_mini_from_darknet(args.cfg, args.weights, out)
+        report_written(out, target, t0)
+        return 0
     with progress(total=2, desc="convert darknet", unit="step") as steps:
         steps.set_postfix_str("loading")
         model = load_darknet(args.cfg, args.weights, names=args.names, num_classes=args.num_classes)

@@ -1,4 +1,4 @@
-"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5|darknet] [-o OUT] [--names FILE]
+"""``zooport convert yolov5 CKPT [--to pt|safetensors|yolov5|darknet|mmdet-mini] [-o OUT] [--names FILE]
 [--bn-eps EPS] [--bn-scale K]``."""
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def register(sub) -> None:
         "torch.load(weights_only=True); --to safetensors), as a YOLOv5-style state dict "
         "{'model.N...': tensor} that YOLOv5's DetectionModel(cfg).load_state_dict accepts (--to yolov5, "
         "float32), or as a Darknet network (--to darknet: OUT.cfg + OUT.weights + OUT.names with "
-        "new_coords [yolo] heads, which Darknet and OpenCV 4 run). Outputs are written atomically.",
+        "new_coords [yolo] heads, which Darknet and OpenCV 4 run), or (--to mmdet-mini, YOLOv5 v3.0 s/m/l/x) "
+        "the .pth mmdetection-mini's convert_yolov5_weights_step1/2 write. Outputs are written atomically.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="YOLOv5 .pt file (e.g. yolov5s.pt)")
     add_output_args(p, SUPPORTED, "beside CKPT, CKPT's name with the target's extension, "
@@ -70,6 +71,15 @@ def _run(args) -> int:
     if target == "darknet":
         return _to_darknet(args, t0)
     out = output_path(args, target, args.checkpoint, (args.checkpoint,))
+    if target == "mmdet-mini":
+        from ..converters.mini.yolov5 import save_mini_from_yolov5
+        from ._args import report_written
+
+        if args.names is not None:
+            raise UsageError("--names with --to mmdet-mini: mini's .pth holds tensors only")
+        save_mini_from_yolov5(args.checkpoint, out)
+        report_written(out, target, t0)
+        return 0
 
     from ..converters.yolov5.load import load_yolov5, to_yolov5_state_dict
     from ._args import progress, report_written

@@ -89,6 +89,18 @@ def _input_size(cfg: dict, model_type: str) -> list[int]:
     return list(DEFAULT_INPUT.get(model_type, [640, 640]))
 
 
+def _refuse_mini(model_cfg: dict, where: str) -> None:
+    """mmdetection-mini's RR* models share mmdet 2.x's schema but not MMDetection's layout: point to their reader."""
+    from ...errors import UnsupportedError
+    from ...parsers.mini.config import KINDS
+
+    bb = (model_cfg.get("backbone") or {}).get("type") if isinstance(model_cfg.get("backbone"), dict) else None
+    if any(bb == sig[0] for sig in KINDS):
+        raise UnsupportedError(f"{where}: backbone {bb} is one of mmdetection-mini's own models, not MMDetection's; "
+                               "read it with `zooport convert mmdet-mini CKPT --config FILE` "
+                               "(zooport.converters.mini.load.load_mini)")
+
+
 def build_model(config: dict, *, names=None, source=None, where: str = "config"):
     """An MMDetModel or TwoStageDetector (weights uninitialised) from a full config or model dict."""
     from ...model_defs.mmdet.build import model_class
@@ -96,6 +108,7 @@ def build_model(config: dict, *, names=None, source=None, where: str = "config")
     from ...parsers.mmdet.config import class_names, model_section
 
     model_cfg = model_section(config, where)
+    _refuse_mini(model_cfg, where)
     names = names or class_names(config)
     return model_class(model_cfg)(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source,
                preprocess=preprocess_spec(model_cfg, _test_resize(config)))

@@ -154,7 +154,10 @@ class DarknetModel(Detector):
         return self
 
     def native_arch(self) -> dict:
-        return {"cfg": self.cfg.text}
+        arch = {"cfg": self.cfg.text}
+        if getattr(self, "mini_arithmetic", None):  # read from an mmdetection-mini checkpoint
+            arch["mini_arithmetic"] = dict(self.mini_arithmetic)
+        return arch
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "DarknetModel":
@@ -164,4 +167,8 @@ class DarknetModel(Detector):
         src = dict(meta.get("source") or {})
         cfg = parse_cfg(src.get("cfg_file") or "<native checkpoint cfg>", text=arch["cfg"])
         model = cls(cfg, build_plan(cfg), names=meta.get("names"), source=src)
+        if arch.get("mini_arithmetic"):
+            from ..mini.layers import apply_mini_arithmetic
+
+            apply_mini_arithmetic(model, arch["mini_arithmetic"])
         return model

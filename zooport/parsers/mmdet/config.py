@@ -32,6 +32,10 @@ _BINOPS = {
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }
 _UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_CMPOPS = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
+    ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
 _MAX_BASE_DEPTH = 16
 # Bounds on what untrusted config text may make us build (real configs stay far below them): an
 # integer's size in bits, a string's / list's length, and the fully expanded size of a value
@@ -185,6 +189,23 @@ class _Evaluator:
         if isinstance(node, ast.Slice):
             parts = [None if p is None else self.ev(p) for p in (node.lower, node.upper, node.step)]
             return slice(*parts)
+        if isinstance(node, ast.Compare) and all(type(o) in _CMPOPS for o in node.ops):
+            # chained comparisons as Python does them (a < b < c), for `if` tests such as mmdetection-mini's
+            # `if _yolo_type == 0:`
+            left = self.ev(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                right = self.ev(comp)
+                try:
+                    ok = _CMPOPS[type(op)](left, right)
+                except TypeError as e:
+                    self.fail(node, f"bad comparison ({e})")
+                if not ok:
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.BoolOp):
+            vals = (self.ev(v) for v in node.values)
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
         if isinstance(node, ast.Attribute):
             self.fail(node, f"attribute access '{ast.unparse(node)}' is not allowed")
         self.fail(node, f"{type(node).__name__} expressions are not allowed")
@@ -208,9 +229,21 @@ def _eval_module(text: str, where: str, env: dict) -> dict:
 
 
 def _eval_statements(tree, where: str, env: dict) -> dict:
-    ev = _Evaluator(where, env)
     out: dict = {}
-    for stmt in tree.body:
+    _eval_body(tree.body, _Evaluator(where, env), where, env, out)
+    return out
+
+
+def _eval_body(body, ev, where: str, env: dict, out: dict) -> None:
+    """Assignments (and ``if`` blocks of assignments, whose test the evaluator computes; only the taken
+    branch is read) in order; ``raise`` in the taken branch is the config's own check failing."""
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            _eval_body(stmt.body if ev.ev(stmt.test) else stmt.orelse, ev, where, env, out)
+            continue
+        if isinstance(stmt, ast.Raise):
+            raise ConfigError(f"{where}:{stmt.lineno}: the config's own check fails here "
+                              f"({ast.unparse(stmt).strip()}): the values above select no valid branch")
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             ev.fail(stmt, "import statements are not allowed")
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
@@ -227,7 +260,6 @@ def _eval_statements(tree, where: str, env: dict) -> dict:
             out[stmt.target.id] = env[stmt.target.id] = check_size(ev.ev(stmt.value), f"{where}:{stmt.lineno}")
             continue
         ev.fail(stmt, f"{type(stmt).__name__} statements are not allowed")
-    return out
 
 
 def merge(base: dict, child: dict) -> dict:

@@ -46,8 +46,9 @@ class YOLOv5Checkpoint:
     info: dict = field(default_factory=dict)  # epoch, date, git, release hints (JSON-serialisable)
 
 
-def _walk(node: StandIn, prefix: str, path: Path, sd: dict, modules: dict) -> None:
-    """Collect parameters and persistent buffers of ``node`` and its children (depth first)."""
+def _walk(node: StandIn, prefix: str, path: Path, sd: dict, modules: dict, float_dtype=torch.float32) -> None:
+    """Collect parameters and persistent buffers of ``node`` and its children (depth first, i.e.
+    ``state_dict()`` order); float tensors cast to ``float_dtype`` (None: kept as stored)."""
     if not isinstance(node, StandIn) or not isinstance(node.state, dict):
         raise CheckpointError(f"{path}: module {prefix.rstrip('.') or '<root>'} is not a pickled nn.Module")
     modules[prefix.rstrip(".")] = node
@@ -72,11 +73,11 @@ def _walk(node: StandIn, prefix: str, path: Path, sd: dict, modules: dict) -> No
             else:
                 if not t.is_floating_point():
                     raise CheckpointError(f"{path}: {group} {key!r} has dtype {t.dtype}; float weights expected")
-                sd[key] = _own(t.to(torch.float32))
+                sd[key] = _own(t if float_dtype is None else t.to(float_dtype))
     for name, child in (node.get("_modules") or {}).items():
         if child is None:
             continue
-        _walk(child, prefix + name + ".", path, sd, modules)
+        _walk(child, prefix + name + ".", path, sd, modules, float_dtype)
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
@@ -99,11 +100,11 @@ def _plain(v):
     return repr(v)[:200]
 
 
-def read_model_entry(path: Path, what: str) -> tuple[dict, str]:
+def read_model_entry(path: Path, what: str, float_dtype=torch.float32) -> tuple[dict, str]:
     """Read a pickled-module checkpoint (YOLOv5 or Ultralytics) safely -> (top-level dict, the key of the
     model to use): ``ema`` when it holds a model (a training checkpoint), else ``model``; a bare
     pickled model counts as ``{"model": it}``. ``what`` names the family in errors ("a YOLOv5")."""
-    obj = read_torch_zip(path, float_dtype=torch.float32)
+    obj = read_torch_zip(path, float_dtype=float_dtype)
     if isinstance(obj, StandIn):
         return {"model": obj}, "model"
     if not isinstance(obj, dict):
@@ -116,10 +117,11 @@ def read_model_entry(path: Path, what: str) -> tuple[dict, str]:
                           f"(keys: {sorted(map(str, obj))[:10]})")
 
 
-def parse_yolov5_checkpoint(path: str | os.PathLike) -> YOLOv5Checkpoint:
-    """Read a YOLOv5 checkpoint (any release v1.0 ... v7.0) safely; see the module doc."""
+def parse_yolov5_checkpoint(path: str | os.PathLike, float_dtype=torch.float32) -> YOLOv5Checkpoint:
+    """Read a YOLOv5 checkpoint (any release v1.0 ... v7.0) safely; see the module doc. ``float_dtype``
+    None keeps the stored dtypes (a converter that must write the release's own fp16 tensors)."""
     path = Path(path)
-    top, source_key = read_model_entry(path, "a YOLOv5")
+    top, source_key = read_model_entry(path, "a YOLOv5", float_dtype)
     model = top[source_key]
     if not isinstance(model, StandIn) or model.foreign not in _MODEL_CLASSES:
         got = model.foreign if isinstance(model, StandIn) else type(model).__name__
@@ -134,7 +136,7 @@ def parse_yolov5_checkpoint(path: str | os.PathLike) -> YOLOv5Checkpoint:
         raise CheckpointError(f"{path}: the pickled model has no architecture dict ('yaml', or 'md' in v1.0)")
     sd: dict = {}
     modules: dict = {}
-    _walk(model, "", path, sd, modules)
+    _walk(model, "", path, sd, modules, float_dtype)
     if not sd:
         raise CheckpointError(f"{path}: the pickled model holds no tensors")
     names = model.get("names")
