@@ -37,8 +37,8 @@ def default_cfg() -> Path | None:
 
 def make_weights(cfg: Path, path: Path) -> int:
     """Write a .weights file for ``cfg`` with random N(0, 0.05) values (BN variances kept positive)."""
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     plan = build_plan(parse_cfg(cfg))
     rng = np.random.default_rng(0)
@@ -61,7 +61,7 @@ def hwm():
         if line.startswith('VmHWM:'):
             return int(line.split()[1]) * 1024
 import torch, numpy as np
-import zooport.converters.darknet, zooport.model_defs.darknet  # imports are not the load's memory
+import zooport.converters.darknet.load, zooport.model_defs.darknet.model  # imports are not the load's memory
 base = hwm()
 mode, cfg, weights = sys.argv[1:4]
 if mode == 'numpy':

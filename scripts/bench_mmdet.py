@@ -5,7 +5,7 @@ eager PyTorch vs onnxruntime, on one 800x1216 input with 1000 proposals, plus th
 Steps (each timed; medians over ``--repeat`` runs where repeated):
   1. write an MMDetection-style checkpoint (``{"meta": {"cfg": ...}, "state_dict": ...}``, 41.5 M
      parameters, uniform +-sqrt(3 / fan_in) weights, BN identity statistics) to a temp dir;
-  2. ``zooport.converters.mmdet.load_mmdet(path)`` (config read from the checkpoint's meta; no mmcv);
+  2. ``zooport.converters.mmdet.load.load_mmdet(path)`` (config read from the checkpoint's meta; no mmcv);
   3. eager ``model.predict(x)`` (backbone, FPN, RPN, proposal NMS, RoIAlign, box head, test_cfg NMS);
   4. ONNX export of the whole path (RoiAlign + NonMaxSuppression in the graph; not part of the totals)
      and onnxruntime (CPU, ``--threads`` intra-op threads, graph optimisations on) on the same input.
@@ -59,8 +59,8 @@ CONFIG = {
 def write_checkpoint(path: Path) -> int:
     import torch
 
-    from zooport.converters.mmdet import build_model
-    from zooport.parsers.mmdet_config import to_python_text
+    from zooport.converters.mmdet.load import build_model
+    from zooport.parsers.mmdet.config import to_python_text
 
     model = build_model(CONFIG)
     g = torch.Generator().manual_seed(0)
@@ -88,7 +88,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     t_import = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp())

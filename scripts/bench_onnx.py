@@ -42,10 +42,10 @@ def _round_robin_ms(fns: dict, runs: int, warmup: int, block: int = 10) -> dict:
 
 def _load(name: str, assets: Path):
     if name == "yolov5n":
-        from zooport.converters.yolov5 import load_yolov5
+        from zooport.converters.yolov5.load import load_yolov5
 
         return load_yolov5(assets / "zoo/yolov5/yolov5n.pt")
-    from zooport.converters.darknet import load_darknet
+    from zooport.converters.darknet.load import load_darknet
 
     return load_darknet(assets / "zoo/darknet/yolov3-tiny.cfg", assets / "zoo/darknet/yolov3-tiny.weights")
 

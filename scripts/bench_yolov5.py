@@ -131,7 +131,7 @@ def bench_forward(path: str, runs: int, threads: int, size: int, yolov5_src: str
     import torch
 
     import zooport
-    from zooport.converters.yolov5 import to_yolov5_state_dict
+    from zooport.converters.yolov5.load import to_yolov5_state_dict
 
     torch.set_num_threads(threads)
     model = zooport.load_yolov5(path)

@@ -21,7 +21,7 @@
    Darknet model (eps 1e-5) running the same files.
 
 OpenCV 4's Darknet importer normalises batch norm with eps 1e-6, not Darknet's 1e-5. The export is
-folded for 1e-5 and scaled (``bn_scale=1024``, :mod:`zooport.converters.bn_fold`) so that both epsilons
+folded for 1e-5 and scaled (``bn_scale=1024``, :mod:`zooport.converters.yolov5.bn_fold`) so that both epsilons
 round away against the stored variances; ``--bn-scale 1`` shows what OpenCV does with an unscaled fold.
 
 OpenCV's ``yolo_N`` output is (H*W*na, 5 + nc) per head, rows ordered cell-major (row, column, anchor);

@@ -67,8 +67,8 @@ def _randomise_bn(model, gen) -> None:
 def check_yaml(DetectionModel, Conv, yaml_path: Path, size: int, gen, bundled: str | None = None) -> bool:
     import torch
 
-    from zooport.converters.yolov5 import from_yolov5_state_dict, to_yolov5_state_dict
-    from zooport.model_defs.yolov5 import create_yolov5
+    from zooport.converters.yolov5.load import from_yolov5_state_dict, to_yolov5_state_dict
+    from zooport.model_defs.yolov5.create import create_yolov5
 
     label = bundled or yaml_path.name
     try:

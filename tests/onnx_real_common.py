@@ -28,11 +28,11 @@ MODELS = {
 
 def _load(name):
     if name == "yolov3-tiny":
-        from zooport.converters.darknet import load_darknet
+        from zooport.converters.darknet.load import load_darknet
 
         return load_darknet(asset("zoo/darknet/yolov3-tiny.cfg"), asset("zoo/darknet/yolov3-tiny.weights"),
                             names=asset("zoo/darknet/coco.names"))
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     return load_yolov5(asset("zoo/yolov5/yolov5n.pt"))
 

@@ -42,7 +42,7 @@ def make_fixture(group: str):
 
     @pytest.fixture(scope="module", params=GROUPS[group])
     def case(request, tmp_path_factory):
-        from zooport.converters.darknet import load_darknet
+        from zooport.converters.darknet.load import load_darknet
         from zooport.export.onnx import export_onnx
 
         name = request.param

@@ -29,8 +29,8 @@ def _bflops_tsv():
 
 
 def test_darknet_bflops_every_cfg():
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     rows, tot = _bflops_tsv()
     assert len(tot) == 77
@@ -189,7 +189,7 @@ def _flat(raw):
 def test_receptive_field_hand_case(tmp_path):
     """Three stacked 3x3 convolutions, the middle one with stride 2: 3 -> 5 (jump 2) -> 5 + 2*2 = 9."""
     import zooport
-    from zooport.model_defs.darknet import DarknetModel  # noqa: F401  (family under test)
+    from zooport.model_defs.darknet.model import DarknetModel  # noqa: F401  (family under test)
 
     cfg = tmp_path / "hand.cfg"
     cfg.write_text(_HAND.format(s=32))

@@ -23,9 +23,9 @@ def _never(*a, **k):
 @pytest.fixture
 def no_load(monkeypatch):
     """Every model loader replaced by one that fails the test."""
-    import zooport.converters.darknet as dk
-    import zooport.converters.mmdet as mm
-    import zooport.converters.yolov5 as y5
+    import zooport.converters.darknet.load as dk
+    import zooport.converters.mmdet.load as mm
+    import zooport.converters.yolov5.load as y5
     import zooport.eval.verify as ev
     import zooport.loading as loading
 
@@ -214,7 +214,7 @@ def test_progress_only_on_a_terminal(monkeypatch):
 def test_error_never_shares_a_line_with_a_bar(pair, monkeypatch):
     """On a terminal the bar is drawn, then cleared before the error line: after the last carriage
     return there is only the error."""
-    import zooport.converters.darknet as dk
+    import zooport.converters.darknet.load as dk
 
     cfg, w, d = pair
     tty = _Tty()

@@ -58,8 +58,8 @@ SUCCESS = re.compile(r"^wrote (\S+) \(\d+(\.\d)? (B|kB|MB|GB), ([\w ]+)\) in \d+
 
 def det_pair(folder, stem="det"):
     """(cfg, weights) of DET_CFG with seeded weights written in Darknet's layout."""
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan, weights_float_count
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan, weights_float_count
 
     cfg = folder / f"{stem}.cfg"
     cfg.write_text(DET_CFG)

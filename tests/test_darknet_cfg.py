@@ -7,8 +7,8 @@ import pytest
 from helpers import asset
 
 from zooport.errors import ParseError, UnsupportedError
-from zooport.parsers.darknet_cfg import parse_cfg
-from zooport.parsers.darknet_plan import accounting_plan, build_plan, weights_bytes, weights_float_count
+from zooport.parsers.darknet.cfg import parse_cfg
+from zooport.parsers.darknet.plan import accounting_plan, build_plan, weights_bytes, weights_float_count
 
 SLIM = ["Gaussian_yolov3_BDD", "csresnext50-panet-spp", "enet-coco", "yolov2", "yolov2-tiny", "yolov3",
         "yolov3-spp", "yolov3-tiny", "yolov3-tiny-prn", "yolov4", "yolov4-csp", "yolov4-csp-swish", "yolov4-p6",

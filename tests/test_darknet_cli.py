@@ -52,7 +52,7 @@ def test_convert_default_pt_beside_weights(tmp_path, capsys):
     raw = np.fromfile(weights, dtype="<f4", offset=20)
     assert np.array_equal(ckpt["state_dict"]["layers.0.bn.bias"].numpy(), raw[:16])
     # the native checkpoint goes back to a byte-identical .weights file
-    from zooport.converters.darknet import save_darknet_weights
+    from zooport.converters.darknet.load import save_darknet_weights
     from zooport.converters.native import load_native
 
     save_darknet_weights(load_native(out), tmp_path / "back.weights")
@@ -69,10 +69,10 @@ def test_convert_format_darknet_round_trip(tmp_path):
 def test_convert_safetensors_identical_tensors(tmp_path):
     from safetensors.torch import load_file
 
-    from zooport.converters.darknet import read_weights
+    from zooport.converters.darknet.load import read_weights
     from zooport.converters.native import load_native
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     cfg, weights = tiny()
     out = tmp_path / "m.safetensors"

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from zooport.errors import ZooportError
-from zooport.parsers.darknet_cfg import parse_cfg
-from zooport.parsers.darknet_plan import build_plan
+from zooport.parsers.darknet.cfg import parse_cfg
+from zooport.parsers.darknet.plan import build_plan
 from zooport.model_defs.activations import ACTIVATIONS
-from zooport.model_defs.darknet import DarknetModel
+from zooport.model_defs.darknet.model import DarknetModel
 
 
 def build(body: str, c: int, h: int, w: int) -> DarknetModel:

@@ -14,7 +14,7 @@ import torch
 
 from helpers import assert_close, asset, read_f32, sha256
 
-from zooport.converters.darknet import load_darknet
+from zooport.converters.darknet.load import load_darknet
 from zooport.postprocess import darknet_detections, read_detections
 
 SLIM = [

@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import asset, sha256
 
-from zooport.converters.darknet import load_darknet, read_weights, save_darknet_weights
-from zooport.converters.darknet_weights import buffer_to_state_dict, state_dict_to_buffer
+from zooport.converters.darknet.load import load_darknet, read_weights, save_darknet_weights
+from zooport.converters.darknet.weights import buffer_to_state_dict, state_dict_to_buffer
 from zooport.errors import ParseError, WeightsError
-from zooport.parsers.darknet_cfg import parse_cfg
-from zooport.parsers.darknet_plan import build_plan, weights_float_count
+from zooport.parsers.darknet.cfg import parse_cfg
+from zooport.parsers.darknet.plan import build_plan, weights_float_count
 
 from test_darknet_cfg import SLIM
 

@@ -36,7 +36,7 @@ def test_demo_passes_and_reports(demo_run):
 @pytest.mark.slow
 def test_demo_is_deterministic(demo_run, tmp_path):
     from zooport.cli.demo import bundled_cfg
-    from zooport.converters.darknet import load_darknet, save_darknet_weights
+    from zooport.converters.darknet.load import load_darknet, save_darknet_weights
 
     m = load_darknet(bundled_cfg(), random_weights=True, seed=0)
     save_darknet_weights(m, tmp_path / "w.weights")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from zooport.errors import ConfigError, ZooportError
-from zooport.parsers.mmdet_config import config_from_text, load_config, merge, model_section
+from zooport.parsers.mmdet.config import config_from_text, load_config, merge, model_section
 
 BASE_MODEL = '''
 """A base model file."""
@@ -68,7 +68,7 @@ def test_base_inheritance_and_merge(tmp_path, monkeypatch):
 def test_build_model_from_py_config(tmp_path):
     import torch
 
-    from zooport.converters.mmdet import build_model
+    from zooport.converters.mmdet.load import build_model
 
     p = _write(tmp_path, CHILD.replace("len_classes_placeholder", "2") + "metainfo = dict(classes=classes)\n")
     model = build_model(load_config(p)).eval()

@@ -34,7 +34,7 @@ def _save(tmp_path, ckpt, name="m.pth"):
     ("shape", "neck.fpn_convs.2.conv.weight"),
 ])
 def test_strict_keys(golden, tmp_path, edit, key):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder, ckpt, cfg, _, _ = golden
     sd = dict(ckpt["state_dict"])
@@ -50,8 +50,8 @@ def test_strict_keys(golden, tmp_path, edit, key):
 
 
 def test_config_from_meta_and_missing_config(golden, tmp_path):
-    from zooport.converters.mmdet import load_mmdet
-    from zooport.parsers.mmdet_config import to_python_text
+    from zooport.converters.mmdet.load import load_mmdet
+    from zooport.parsers.mmdet.config import to_python_text
 
     folder, ckpt, cfg, x, ref = golden
     bare = _save(tmp_path, ckpt, "bare.pth")
@@ -66,7 +66,7 @@ def test_config_from_meta_and_missing_config(golden, tmp_path):
 
 
 def test_unknown_type_names_it(golden, tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder, ckpt, cfg, _, _ = golden
     cfg["bbox_head"]["type"] = "RepPointsV2Head"  # only in its authors' fork of an old MMDetection
@@ -77,7 +77,7 @@ def test_unknown_type_names_it(golden, tmp_path):
 
 
 def test_not_a_checkpoint(tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     p = tmp_path / "junk.pth"
     p.write_bytes(b"not a zip")
@@ -123,7 +123,7 @@ class _Evil:
 
 
 def test_pickled_code_is_refused(tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
     from zooport.errors import UnsafeCheckpointError
 
     p = tmp_path / "evil.pth"

@@ -37,7 +37,7 @@ PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in M
 
 
 def _load(name, tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset(f"golden/mmdet-more/{name}")
     inp, side, ckpt = MODELS[name]
@@ -79,7 +79,7 @@ def test_raw_and_predict_match_mmdetection(name, tmp_path):
 
 @pytest.mark.parametrize("name", PARAMS)
 def test_native_and_mmdet_state_dict_round_trip(name, tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
     from zooport.converters.native import load_native, save_native
 
     folder, model, x, path = _load(name, tmp_path)
@@ -155,7 +155,7 @@ def test_bucket_decode_by_hand():
 def test_ghm_training_buffers_are_read_and_ignored(tmp_path):
     """A checkpoint trained with GHMC / GHMR carries their ``edges`` / ``acc_sum`` buffers: accepted (they
     are training state), recorded in ``model.source``, and the outputs are RetinaNet's golden ones."""
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset("golden/mmdet-more/ghm_retinanet_r18s_fpn")
     ckpt = torch.load(asset("golden/mmdet/retinanet_r18s_fpn/retinanet_r18s_fpn.pth"), weights_only=True)
@@ -175,7 +175,7 @@ def test_unknown_head_is_named(tmp_path):
     """RepPointsV2 exists only in its authors' fork of an old MMDetection: a clear error naming the type."""
     import json
 
-    from zooport.converters.mmdet import build_model
+    from zooport.converters.mmdet.load import build_model
     from zooport.errors import ConfigError
 
     cfg = json.loads(asset("golden/mmdet-more/paa_r18s_fpn/config.json").read_text())

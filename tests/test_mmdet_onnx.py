@@ -18,7 +18,7 @@ def _export(model, path, size):
 def test_onnx_matches_pytorch(name, tmp_path):
     import onnxruntime as ort
 
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset(f"golden/mmdet/{name}")
     model = load_mmdet(folder / f"{name}.pth", folder / "config.json")
@@ -39,7 +39,7 @@ def test_onnx_dynamic_shapes(tmp_path):
     """A dynamic export computes priors and the clip bounds from the actual input size."""
     import onnxruntime as ort
 
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset("golden/mmdet/atss_r18s_fpn")
     model = load_mmdet(folder / "atss_r18s_fpn.pth", folder / "config.json")

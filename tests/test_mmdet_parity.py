@@ -19,7 +19,7 @@ def _index(folder):
 
 
 def _load(name):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset(f"golden/mmdet/{name}")
     model = load_mmdet(folder / f"{name}.pth", folder / "config.json")

@@ -33,7 +33,7 @@ def test_padding_and_normalisation_synthetic():
 
 @pytest.fixture(scope="module")
 def pipeline_model(tmp_path_factory):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset("golden/mmdet-more/pipeline_faster_rcnn")
     cfg = {"model": json.loads((folder / "config.json").read_text()),

@@ -35,7 +35,7 @@ def golden(folder, key):
 def load(name, tmp_path_factory):
     """(folder, model, input, raw outputs), cached per module run (building + raw takes ~1 s)."""
     if name not in _CACHE:
-        from zooport.converters.mmdet import load_mmdet
+        from zooport.converters.mmdet.load import load_mmdet
 
         folder = asset(f"golden/mmdet-more/{name}")
         ckpt = formula_checkpoint(folder, tmp_path_factory.mktemp(name))

@@ -35,7 +35,7 @@ FASTER = {
 
 
 def _build(cfg):
-    from zooport.converters.mmdet import build_model
+    from zooport.converters.mmdet.load import build_model
 
     return build_model(cfg)
 
@@ -91,7 +91,7 @@ def test_missing_test_cfg_and_missing_argument():
 
 @pytest.mark.parametrize("change", ["missing", "unused", "shape"])
 def test_checkpoint_key_errors_name_the_key(change, tmp_path):
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     sd = {k: v.clone() for k, v in _build(FASTER).state_dict().items()}
     key = "roi_head.bbox_head.fc_reg.weight"

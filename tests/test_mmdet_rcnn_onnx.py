@@ -16,7 +16,7 @@ from test_mmdet_rcnn import TWO_STAGE, same_rows
 def test_onnx_export_matches_pytorch(name, tmp_path):
     import onnxruntime as ort
 
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
     from zooport.export.onnx import build_onnx
 
     folder = asset(f"golden/mmdet-more/{name}")
@@ -49,7 +49,7 @@ def test_small_faster_rcnn_onnx_no_assets():
     import onnxruntime as ort
 
     from test_mmdet_rcnn_errors import FASTER
-    from zooport.converters.mmdet import build_model
+    from zooport.converters.mmdet.load import build_model
     from zooport.errors import UsageError
     from zooport.export.onnx import build_onnx
 

@@ -15,7 +15,7 @@ from zooport.errors import UsageError
 def rcnn_ckpt(tmp_path_factory):
     """pipeline_faster_rcnn's weights (calibrated on normalised input) in an MMDetection checkpoint whose
     meta carries the config (with a smaller test Resize, to keep the run short)."""
-    from zooport.parsers.mmdet_config import to_python_text
+    from zooport.parsers.mmdet.config import to_python_text
 
     folder = asset("golden/mmdet-more/pipeline_faster_rcnn")
     line2 = (folder / "index.txt").read_text().splitlines()[1].split()

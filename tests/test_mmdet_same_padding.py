@@ -20,7 +20,7 @@ from helpers import assert_close, asset, read_f32
 
 
 def _models():
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
 
     folder = asset("golden/mmdet/fcos_r18s_fpn")
     cfg = json.loads((folder / "config.json").read_text())
@@ -88,7 +88,7 @@ def test_fused_and_onnx_keep_same_padding(tmp_path):
 
 def test_unknown_conv_cfg_is_rejected():
     """A conv_cfg zooport does not build is a ConfigError naming it, before any weights are read (no asset)."""
-    from zooport.converters.mmdet import build_model
+    from zooport.converters.mmdet.load import build_model
     from zooport.errors import ConfigError
 
     neck = {"type": "FPN", "in_channels": [8, 16], "out_channels": 8, "num_outs": 2, "conv_cfg": {"type": "DCNv2"}}

@@ -90,11 +90,11 @@ def test_native_mmdet_yolov3_matches(bridge):
 def test_darknet_bridge_round_trip(bridge, cfg320, tmp_path):
     import zooport
     from zooport.cli.main import main
-    from zooport.converters.mmdet import load_mmdet
-    from zooport.converters.mmdet_darknet import (darknet_to_mmdet_checkpoint, mmdet_to_darknet_state_dict,
+    from zooport.converters.mmdet.load import load_mmdet
+    from zooport.converters.mmdet.darknet_bridge import (darknet_to_mmdet_checkpoint, mmdet_to_darknet_state_dict,
                                                   write_darknet_weights)
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     folder, rows, sd, x, preds = bridge
     plan = build_plan(parse_cfg(cfg320))
@@ -148,7 +148,7 @@ def test_darknet_bridge_round_trip(bridge, cfg320, tmp_path):
 
 
 def test_bridge_rejects_wrong_keys(bridge):
-    from zooport.converters.mmdet_darknet import darknet_payload
+    from zooport.converters.mmdet.darknet_bridge import darknet_payload
     from zooport.errors import CheckpointError
 
     _, _, sd, _, _ = bridge

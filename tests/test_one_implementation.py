@@ -15,7 +15,7 @@ PKG = Path(zooport.__file__).resolve().parent
 
 
 def test_one_names_reader_one_error_type(tmp_path):
-    from zooport.converters import darknet_meta
+    from zooport.converters.darknet import meta as darknet_meta
     from zooport.parsers.names import read_names
     from zooport.zoo import api, manifest
 
@@ -36,7 +36,8 @@ def test_one_names_reader_one_error_type(tmp_path):
 
 
 def test_one_strict_state_dict_check():
-    from zooport.converters import darknet, native
+    from zooport.converters import native
+    from zooport.converters.darknet import load as darknet
 
     assert not hasattr(darknet, "_assign")
     assert "load_state_dict_strict" in inspect.getsource(darknet.load_darknet)
@@ -52,9 +53,9 @@ def test_one_strict_state_dict_check():
 
 def test_one_mmdet_darknet_mapping(monkeypatch):
     """Both directions and the cfg-free payload go through the one per-conv key table."""
-    from zooport.converters import mmdet_darknet as md
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.converters.mmdet import darknet_bridge as md
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     calls = []
     real = md._conv_keys
@@ -71,7 +72,7 @@ def test_one_mmdet_darknet_mapping(monkeypatch):
 
 def test_dead_code_and_stale_docstrings_gone():
     from zooport import parsers
-    from zooport.parsers import darknet_plan
+    from zooport.parsers.darknet import plan as darknet_plan
 
     assert not hasattr(darknet_plan, "head_layers")
     assert "Torch-free parsers" not in parsers.__doc__ and "yolov5_ckpt" in parsers.__doc__

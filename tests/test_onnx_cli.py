@@ -12,7 +12,7 @@ from zooport.cli.main import main
 @pytest.fixture(scope="module")
 def darknet_pair(tmp_path_factory):
     from zooport.cli.demo import bundled_cfg
-    from zooport.converters.darknet import load_darknet, save_darknet_weights
+    from zooport.converters.darknet.load import load_darknet, save_darknet_weights
 
     d = tmp_path_factory.mktemp("cli")
     m = load_darknet(bundled_cfg(), random_weights=True, seed=1)
@@ -95,7 +95,7 @@ def test_nms_check_runs_on_the_bundled_image(darknet_pair, capsys):
 @pytest.mark.slow
 def test_nms_check_without_detections_fails_for_trained_weights(darknet_pair, tmp_path):
     """A file loaded from .weights counts as trained: an NMS check that compared nothing is a FAIL."""
-    from zooport.converters.darknet import load_darknet
+    from zooport.converters.darknet.load import load_darknet
     from zooport.export.checks import check_export
     from zooport.export.onnx import export_onnx
 

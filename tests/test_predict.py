@@ -236,7 +236,7 @@ def test_mmdet_pipeline_is_the_verifiers():
     """MMDetection family: keep-ratio resize, normalisation, padding to 32, the model's own test_cfg; boxes in
     original pixels (the golden FCOS has random weights, so only the geometry is checked)."""
     import zooport
-    from zooport.converters.mmdet import load_mmdet
+    from zooport.converters.mmdet.load import load_mmdet
     from zooport.inference.api import Predictor
 
     f = asset("golden/mmdet/fcos_r18s_fpn")

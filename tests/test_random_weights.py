@@ -10,7 +10,7 @@ import torch
 
 import zooport
 from zooport.cli.main import main
-from zooport.converters.darknet import load_darknet
+from zooport.converters.darknet.load import load_darknet
 from zooport.errors import UsageError
 
 PKG = Path(zooport.__file__).resolve().parent

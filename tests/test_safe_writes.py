@@ -148,7 +148,7 @@ def test_cli_convert_to_devices(tmp_path, capsys):
     (exit 0) and /dev/full fails with one error line (exit 2); both stay character devices."""
     import zooport
     from zooport.cli.main import main
-    from zooport.converters.darknet import load_darknet, save_darknet_weights
+    from zooport.converters.darknet.load import load_darknet, save_darknet_weights
 
     cfg = os.path.join(os.path.dirname(zooport.__file__), "cfgs", "darknet", "yolov3-tiny.cfg")
     w = tmp_path / "t.weights"

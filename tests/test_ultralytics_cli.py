@@ -33,7 +33,7 @@ def test_convert_to_native_and_back(to, ckpt, tmp_path, capsys):
 
 def test_convert_to_ultralytics_state_dict(ckpt, tmp_path):
     from zooport.cli.main import main
-    from zooport.parsers.ultralytics_ckpt import parse_ultralytics_checkpoint
+    from zooport.parsers.ultralytics.ckpt import parse_ultralytics_checkpoint
 
     src, _ = ckpt
     out = tmp_path / "sd.pt"

@@ -21,7 +21,7 @@ def _rows():
 def _counts(m, s=32):
     """thop-style counts at s x s: conv MACs (out elements x cin/groups x kernel area), BN input
     elements, attention matmul MACs (out elements x contracted length)."""
-    from zooport.model_defs.ultralytics_blocks import Attention
+    from zooport.model_defs.ultralytics.blocks import Attention
 
     tot = {"conv": 0, "bn": 0, "matmul": 0}
     hooks = []
@@ -48,7 +48,7 @@ def _counts(m, s=32):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_counts_equal_model_info(name):
-    from zooport.model_defs.ultralytics_yaml import create_ultralytics
+    from zooport.model_defs.ultralytics.build import create_ultralytics
 
     rows = _rows()
     m = create_ultralytics(name)
@@ -69,8 +69,8 @@ def test_counts_equal_model_info(name):
 
 @pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
 def test_yaml_arch_equals_pickled_tree(name):
-    from zooport.model_defs.ultralytics_yaml import arch_from_yaml, load_cfg
-    from zooport.parsers.ultralytics_ckpt import parse_ultralytics_checkpoint
+    from zooport.model_defs.ultralytics.build import arch_from_yaml, load_cfg
+    from zooport.parsers.ultralytics.ckpt import parse_ultralytics_checkpoint
 
     ck = parse_ultralytics_checkpoint(asset(f"golden/ultralytics/{name}/{name}.pt"))
     assert arch_from_yaml(*load_cfg(name))["layers"] == ck.arch["layers"]
@@ -80,7 +80,7 @@ def test_create_detect_bias_init_and_unknown_name():
     import math
 
     from zooport.errors import UsageError
-    from zooport.model_defs.ultralytics_yaml import create_ultralytics
+    from zooport.model_defs.ultralytics.build import create_ultralytics
 
     m = create_ultralytics("yolo11n", nc=3, names=["a", "b", "c"])
     assert m.names == ["a", "b", "c"] and m.detect.head == "v11" and m.detect.cv3[0][-1].out_channels == 3

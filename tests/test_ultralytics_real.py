@@ -19,7 +19,7 @@ _CACHE: dict = {}
 
 def _model(name):
     if name not in _CACHE:
-        from zooport.converters.ultralytics import load_ultralytics
+        from zooport.converters.ultralytics.load import load_ultralytics
 
         _CACHE[name] = load_ultralytics(asset(f"golden/ultralytics/{name}/{name}.pt"))
     return _CACHE[name]
@@ -101,10 +101,10 @@ def test_parameter_counts_equal_model_info(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_state_dict_round_trip_exact_and_strict(name):
-    from zooport.converters.ultralytics import from_ultralytics_state_dict, to_ultralytics_state_dict
+    from zooport.converters.ultralytics.load import from_ultralytics_state_dict, to_ultralytics_state_dict
     from zooport.errors import CheckpointError
-    from zooport.model_defs.ultralytics import UltralyticsModel
-    from zooport.parsers.ultralytics_ckpt import parse_ultralytics_checkpoint
+    from zooport.model_defs.ultralytics.model import UltralyticsModel
+    from zooport.parsers.ultralytics.ckpt import parse_ultralytics_checkpoint
 
     m = _model(name)
     sd = to_ultralytics_state_dict(m)
@@ -185,7 +185,7 @@ def test_loads_without_importing_ultralytics(tmp_path):
         import zooport
         for p in {paths!r}:
             m = zooport.load(p)
-            assert type(m).__module__ == "zooport.model_defs.ultralytics", type(m)
+            assert type(m).__module__ == "zooport.model_defs.ultralytics.model", type(m)
         bad = [k for k in sys.modules if k.split(".")[0] == "ultralytics"]
         assert not seen and not bad, (seen, bad)
         print("CLEAN")

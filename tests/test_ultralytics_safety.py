@@ -54,7 +54,7 @@ def test_ema_preferred(tmp_path):
                                       ("ultralytics.nn.modules.head.OBB", "obb"),
                                       ("ultralytics.nn.modules.head.Classify", "classify")])
 def test_task_heads_unsupported_by_name(cls, task, tmp_path):
-    from zooport.model_defs.ultralytics_blocks import Detect
+    from zooport.model_defs.ultralytics.blocks import Detect
 
     p = tmp_path / "task.pt"
     save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p, renames={Detect: cls})
@@ -63,7 +63,7 @@ def test_task_heads_unsupported_by_name(cls, task, tmp_path):
 
 
 def test_task_model_class_unsupported(tmp_path):
-    from zooport.model_defs.ultralytics import UltralyticsModel
+    from zooport.model_defs.ultralytics.model import UltralyticsModel
 
     p = tmp_path / "seg.pt"
     save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p,
@@ -91,7 +91,7 @@ def test_gadget_in_train_args_rejected(tmp_path, sentinel):
                                     "ultralytics.utils.downloads.attempt_download_asset",
                                     "ultralytics.nn.modules.conv.os", "ultralytics.utils.checks.check_requirements"])
 def test_forged_module_class_rejected(forged, tmp_path, sentinel):
-    from zooport.model_defs.ultralytics_blocks import Bottleneck
+    from zooport.model_defs.ultralytics.blocks import Bottleneck
 
     p = tmp_path / "forged.pt"
     save_ultralytics(checkpoint(ultralytics_shaped(tiny_model())), p, renames={Bottleneck: forged})
@@ -110,7 +110,7 @@ def test_allowlisted_class_called_with_payload_stays_inert(tmp_path, sentinel):
     top["train_args"]["hook"] = Gadget(Ref("ultralytics.nn.modules.conv", "Conv"), (f"touch {sentinel}",))
     p = tmp_path / "inert.pt"
     save_ultralytics(top, p)
-    from zooport.parsers.yolov5_unpickle import read_torch_zip
+    from zooport.parsers.pickled.reader import read_torch_zip
 
     rec = read_torch_zip(p)["train_args"]["hook"]
     assert rec.foreign == "ultralytics.nn.modules.conv.Conv" and rec.args == (f"touch {sentinel}",)
@@ -120,7 +120,7 @@ def test_allowlisted_class_called_with_payload_stays_inert(tmp_path, sentinel):
 def test_no_model_entry_and_non_detection_top(tmp_path):
     p = tmp_path / "empty.pt"
     save_ultralytics(checkpoint(None), p)
-    from zooport.converters.ultralytics import load_ultralytics
+    from zooport.converters.ultralytics.load import load_ultralytics
 
     with pytest.raises(CheckpointError, match="expected a pickled ultralytics.nn.tasks.DetectionModel"):
         load_ultralytics(p)
@@ -173,7 +173,7 @@ def test_fused_checkpoint_read_as_fused(tmp_path):
     """A model saved after Ultralytics' fuse() (Conv blocks without bn, conv with bias)."""
     import copy
 
-    from zooport.model_defs.yolov5_blocks import Conv
+    from zooport.model_defs.yolov5.blocks import Conv
 
     ref = copy.deepcopy(tiny_model()).fuse()
     shaped = ultralytics_shaped(ref)

@@ -39,8 +39,8 @@ def inputs(tmp_path_factory):
     from eval_fake import make_voc_tree
     from yolov5_fakes import build_release, save_foreign
 
-    from zooport.converters.darknet import load_darknet, save_darknet_weights
-    from zooport.converters.mmdet_darknet import save_mmdet_checkpoint
+    from zooport.converters.darknet.load import load_darknet, save_darknet_weights
+    from zooport.converters.mmdet.darknet_bridge import save_mmdet_checkpoint
 
     d = tmp_path_factory.mktemp("inputs")
     save_darknet_weights(load_darknet(TINY, random_weights=True), d / "tiny.weights")

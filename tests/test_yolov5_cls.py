@@ -49,7 +49,7 @@ def test_cls_bn_eps_read_from_pickle(cls_model):
 def test_cls_preprocessing_reproduces_yolov5_input():
     from zooport.eval.classify import classify_input
     from zooport.eval.data import read_image
-    from zooport.model_defs.yolov5_tasks import classify_preprocess
+    from zooport.model_defs.yolov5.tasks import classify_preprocess
 
     x = classify_input(read_image(asset("zoo/images/bus.jpg")), classify_preprocess(224))
     ref = read_f32(asset(f"{CLS}/input_224.f32"), (1, 3, 224, 224))[0]
@@ -74,7 +74,8 @@ def test_cls_preprocessing_geometry_independent():
 def test_cls_checkpoint_extra_objects_are_inert_records():
     import sys
 
-    from zooport.parsers.yolov5_unpickle import StandIn, read_torch_zip
+    from zooport.parsers.pickled.allowlist import StandIn
+    from zooport.parsers.pickled.reader import read_torch_zip
 
     before = set(sys.modules)
     top = read_torch_zip(asset(f"{CLS}/yolov5n-cls.pt"))
@@ -92,7 +93,7 @@ def test_cls_checkpoint_extra_objects_are_inert_records():
 
 def test_create_cls_matches_checkpoint_structure():
     import zooport
-    from zooport.parsers.yolov5_ckpt import parse_yolov5_checkpoint
+    from zooport.parsers.yolov5.ckpt import parse_yolov5_checkpoint
 
     m = zooport.create_yolov5("yolov5n-cls")
     assert type(m).__name__ == "YOLOv5ClsModel" and m.num_classes == 1000 and m.stride == [32]

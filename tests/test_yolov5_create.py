@@ -32,7 +32,7 @@ def test_create_yolov5s_parameter_count():
 ])
 def test_bundled_architecture_parameter_counts(name, params):
     """Counted on the meta device (no memory, no init): the architecture alone fixes the count."""
-    from zooport.model_defs.yolov5 import build_uninitialised, compute_stride, load_cfg
+    from zooport.model_defs.yolov5.create import build_uninitialised, compute_stride, load_cfg
 
     d = load_cfg(name)
     base = {"act": {"type": "SiLU"}, "bn_eps": 1e-3, "bn_momentum": 0.03}
@@ -137,7 +137,7 @@ def test_every_block_builds_from_yaml_with_activation(tmp_path):
 
 
 def test_block_properties():
-    from zooport.model_defs import yolov5_blocks as B
+    from zooport.model_defs.yolov5 import blocks as B
 
     opt = B.BuildOptions()
     x = torch.rand(2, 8, 12, 16)

@@ -55,11 +55,11 @@ def _randomise(model, seed: int):
 def _unfolded_error(model, hw) -> float:
     """Head-input error of an export WITHOUT the eps fold (stored variance k**2 * var, so Darknet normalises
     with var + 1e-5 / k**2 instead of var + eps): shows that the comparison sees the fold."""
-    from zooport.converters.bn_fold import BN_SCALE
-    from zooport.converters.yolov5_darknet import yolov5_to_darknet
-    from zooport.model_defs.darknet import DarknetModel
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan
+    from zooport.converters.yolov5.bn_fold import BN_SCALE
+    from zooport.converters.yolov5.to_darknet import yolov5_to_darknet
+    from zooport.model_defs.darknet.model import DarknetModel
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
 
     text, sd, lw = yolov5_to_darknet(model, hw)
     own = model.state_dict()
@@ -76,9 +76,9 @@ def _unfolded_error(model, hw) -> float:
 
 
 def _export(model, tmp_path, hw=None):
-    from zooport.converters.yolov5_darknet import save_darknet
-    from zooport.parsers.darknet_cfg import parse_cfg
-    from zooport.parsers.darknet_plan import build_plan, weights_bytes
+    from zooport.converters.yolov5.to_darknet import save_darknet
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan, weights_bytes
 
     paths = [tmp_path / "m.cfg", tmp_path / "m.weights", tmp_path / "m.names"]
     info = save_darknet(model, *paths, input_size=hw)
@@ -109,8 +109,8 @@ def _compare(model, dmodel, x) -> tuple[float, float]:
 
 def _round_trip(model, dmodel):
     """Darknet tensors -> YOLOv5 state dict of a structure-only model == the original's."""
-    from zooport.converters.yolov5_darknet import darknet_to_yolov5_state_dict
-    from zooport.model_defs.yolov5 import build_uninitialised
+    from zooport.converters.yolov5.to_darknet import darknet_to_yolov5_state_dict
+    from zooport.model_defs.yolov5.create import build_uninitialised
 
     template = build_uninitialised(model.native_arch())   # structure only: tensors on the meta device
     back = darknet_to_yolov5_state_dict(template, dmodel)
@@ -132,7 +132,7 @@ def _round_trip(model, dmodel):
 
 
 def _check(model, tmp_path, hw, seed=0):
-    from zooport.converters.darknet import load_darknet
+    from zooport.converters.darknet.load import load_darknet
 
     cfg, weights, names = _export(model, tmp_path, hw)
     d = load_darknet(cfg, weights, names=names)
@@ -163,8 +163,8 @@ def _reorg_cpu(x, w, h, c, stride, forward):
 
 
 def test_focus_permutation_matches_darknet_reorg3d():
-    from zooport.converters.yolov5_darknet_lower import focus_perm
-    from zooport.model_defs.darknet_pool import Reorg3d
+    from zooport.converters.yolov5.darknet_lower import focus_perm
+    from zooport.model_defs.darknet.pool import Reorg3d
 
     C, H, W = 3, 4, 6
     x = np.random.default_rng(0).standard_normal((C, H, W)).astype(np.float32)
@@ -269,7 +269,7 @@ def test_bundled_architectures(name, tmp_path):
 
 @pytest.mark.parametrize("release", sorted(r for r in RELEASES if r != "v3.1"))
 def test_fake_releases(release, tmp_path):
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release(release, seed=5)
     save_foreign(ckpt, tmp_path / "ck.pt")
@@ -284,7 +284,8 @@ def test_fake_releases(release, tmp_path):
 
 
 def _from_yaml(d, act=None):
-    from zooport.model_defs.yolov5 import YOLOv5Model, compute_stride
+    from zooport.model_defs.yolov5.create import compute_stride
+    from zooport.model_defs.yolov5.model import YOLOv5Model
 
     base = {"act": act or {"type": "SiLU"}, "csp_act": act or {"type": "SiLU"}, "bn_eps": 1e-3,
             "bn_momentum": 0.03}
@@ -371,7 +372,7 @@ def _tiny(row, nc=1):
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     import zooport
-    from zooport.converters import darknet_weights
+    from zooport.converters.darknet import weights as darknet_weights
     from zooport.errors import UsageError, WriteError
 
     model = _randomise(_from_yaml(_tiny([-1, 1, "Conv", [8, 3, 1]], nc=2)), seed=1)
@@ -418,8 +419,8 @@ def test_unsupported_modules_are_named(row, match, tmp_path):
 
 def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
     from zooport.cli.main import main
-    from zooport.converters.darknet import load_darknet
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.darknet.load import load_darknet
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release("v7.0", seed=3)
     src = tmp_path / "y.pt"
@@ -451,7 +452,7 @@ def test_cli_convert_yolov5_to_darknet(tmp_path, capsys):
 
 def test_save_darknet_writes_the_names_beside_the_cfg_by_default(tmp_path):
     import zooport
-    from zooport.converters.darknet_meta import read_names
+    from zooport.converters.darknet.meta import read_names
 
     ckpt, _ = build_release("v7.0", seed=3)
     save_foreign(ckpt, tmp_path / "y.pt")

@@ -1,4 +1,4 @@
-"""The batch-norm epsilon of the YOLOv5 -> Darknet export (issue 17): zooport.converters.bn_fold.
+"""The batch-norm epsilon of the YOLOv5 -> Darknet export (issue 17): zooport.converters.yolov5.bn_fold.
 
 fold_variance gives the source's float32 denominator exactly; the default export (fold for Darknet's 1e-5,
 conv weights and means x1024, variances x2**20) runs bit-identically under any consumer eps up to 6e-5
@@ -18,7 +18,7 @@ def test_fold_variance_gives_the_same_float32_denominator(eps_from, eps_to, all_
     """fold_variance(var, a, b) + b rounds to exactly var + a in float32, so sqrt(var' + b) is the source's own
     denominator: for every variance when a = 1e-3 (YOLOv5) and b = 1e-5 (Darknet) or 1e-6 (OpenCV); else
     where a float32 solution exists, one ulp of the sum off where none does. Folding back gives var's sum."""
-    from zooport.converters.bn_fold import fold_variance
+    from zooport.converters.yolov5.bn_fold import fold_variance
 
     g = torch.Generator().manual_seed(0)
     var = torch.cat([torch.rand(20000, generator=g) * 10 ** torch.randint(-7, 3, (20000,), generator=g).float(),
@@ -45,7 +45,7 @@ def test_fold_variance_gives_the_same_float32_denominator(eps_from, eps_to, all_
 
 
 def test_fold_variance_refuses_a_non_finite_variance():
-    from zooport.converters.bn_fold import fold_variance
+    from zooport.converters.yolov5.bn_fold import fold_variance
     from zooport.errors import WeightsError
 
     with pytest.raises(WeightsError, match=r"channel 2 is nan"):
@@ -54,7 +54,7 @@ def test_fold_variance_refuses_a_non_finite_variance():
 
 def _small_variance_release(tmp_path):
     """v6.0 test checkpoint with YOLOv5-like small running variances (where the eps matters), outputs in scale."""
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release("v6.0", seed=8)
     save_foreign(ckpt, tmp_path / "ck.pt")
@@ -72,9 +72,9 @@ def test_default_export_is_exact_for_any_small_consumer_eps(tmp_path, monkeypatc
     """The default export (fold for Darknet's 1e-5, scale k = 1024): a Darknet that normalises with OpenCV 4's
     1e-6, with no eps, or with 5e-5 computes YOLOv5's outputs bit for bit, as Darknet's own 1e-5 does; the
     unscaled fold (bn_scale=1) is visibly off for those. Conv weights, means and variances carry k, k, k**2."""
-    from zooport.converters.darknet import load_darknet
-    from zooport.converters.yolov5_darknet import save_darknet
-    from zooport.model_defs import darknet_layers
+    from zooport.converters.darknet.load import load_darknet
+    from zooport.converters.yolov5.to_darknet import save_darknet
+    from zooport.model_defs.darknet import layers as darknet_layers
 
     model = _small_variance_release(tmp_path)
     paths = [tmp_path / "m.cfg", tmp_path / "m.weights"]
@@ -103,10 +103,10 @@ def test_default_export_is_exact_for_any_small_consumer_eps(tmp_path, monkeypatc
 def test_bn_eps_fold_for_another_consumer(tmp_path, monkeypatch):
     """bn_eps=1e-6, bn_scale=1: rolling variance = var + eps - 1e-6 (YOLOv5's magnitudes), and a Darknet that
     normalises with 1e-6 then computes YOLOv5's outputs; the inverse with the same settings is exact."""
-    from zooport.converters.darknet import load_darknet
-    from zooport.converters.yolov5_darknet import darknet_to_yolov5_state_dict, save_darknet
+    from zooport.converters.darknet.load import load_darknet
+    from zooport.converters.yolov5.to_darknet import darknet_to_yolov5_state_dict, save_darknet
     from zooport.errors import UsageError
-    from zooport.model_defs import darknet_layers
+    from zooport.model_defs.darknet import layers as darknet_layers
 
     model = _small_variance_release(tmp_path)
     paths = [tmp_path / "m.cfg", tmp_path / "m.weights"]

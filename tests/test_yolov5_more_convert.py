@@ -37,8 +37,8 @@ def _outs(model, x):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_round_trips_exact(name, tmp_path):
     from zooport.converters.native import load_native, save_native
-    from zooport.converters.yolov5 import from_yolov5_state_dict, to_yolov5_state_dict
-    from zooport.model_defs.yolov5 import build_uninitialised
+    from zooport.converters.yolov5.load import from_yolov5_state_dict, to_yolov5_state_dict
+    from zooport.model_defs.yolov5.create import build_uninitialised
 
     m = _load(name)
     sd = to_yolov5_state_dict(m)

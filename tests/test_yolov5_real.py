@@ -98,7 +98,7 @@ def test_fuse_preserves_outputs(yolov5n, tmp_path):
         # fp32 re-association only: within 1e-5 relative to the output scale (measured: ~1e-6)
         assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
     from zooport.converters.native import load_native, save_native
-    from zooport.converters.yolov5 import to_yolov5_state_dict
+    from zooport.converters.yolov5.load import to_yolov5_state_dict
     from zooport.errors import UsageError
 
     save_native(fused, tmp_path / "f.pt")
@@ -111,7 +111,7 @@ def test_fuse_preserves_outputs(yolov5n, tmp_path):
 
 def test_round_trip_native_yolov5_native_exact(yolov5n, tmp_path):
     from zooport.converters.native import load_native, save_native
-    from zooport.converters.yolov5 import from_yolov5_state_dict, to_yolov5_state_dict
+    from zooport.converters.yolov5.load import from_yolov5_state_dict, to_yolov5_state_dict
 
     sd = to_yolov5_state_dict(yolov5n)
     assert all(k.startswith("model.") for k in sd) and "model.24.anchors" in sd
@@ -130,7 +130,7 @@ def test_round_trip_native_yolov5_native_exact(yolov5n, tmp_path):
 
 
 def test_state_dict_converters_are_strict(yolov5n):
-    from zooport.converters.yolov5 import from_yolov5_state_dict, to_yolov5_state_dict
+    from zooport.converters.yolov5.load import from_yolov5_state_dict, to_yolov5_state_dict
     from zooport.errors import CheckpointError
 
     sd = to_yolov5_state_dict(yolov5n)

@@ -19,7 +19,7 @@ NEW = [("models.yolo", "SegmentationModel"), ("models.yolo", "Segment"), ("model
 
 @pytest.mark.parametrize("module,name", NEW)
 def test_new_classes_are_inert_records(module, name):
-    from zooport.parsers.yolov5_unpickle import StandIn, resolve_global
+    from zooport.parsers.pickled.allowlist import StandIn, resolve_global
 
     cls = resolve_global(module, name)
     assert isinstance(cls, type) and issubclass(cls, StandIn) and not issubclass(cls, torch.nn.Module)
@@ -33,7 +33,7 @@ def test_new_classes_are_inert_records(module, name):
                                          ("utils.augmentations", "Albumentations"), ("torchvision.io", "read_file"),
                                          ("pathlib", "os")])
 def test_neighbours_of_new_classes_still_refused(module, name):
-    from zooport.parsers.yolov5_unpickle import resolve_global
+    from zooport.parsers.pickled.allowlist import resolve_global
 
     with pytest.raises(UnsafeCheckpointError, match="allowlist"):
         resolve_global(module, name)
@@ -42,7 +42,7 @@ def test_neighbours_of_new_classes_still_refused(module, name):
 def test_getattr_only_on_allowlisted_classes():
     import collections
 
-    from zooport.parsers.yolov5_unpickle import StandIn, resolve_global, standin_class
+    from zooport.parsers.pickled.allowlist import StandIn, resolve_global, standin_class
 
     ga = resolve_global("builtins", "getattr")
     rec = ga(standin_class("models.yolo.Detect"), "forward")
@@ -59,7 +59,7 @@ def test_getattr_gadget_in_a_file_is_refused(tmp_path):
     """getattr(OrderedDict, 'fromkeys') reduced in a checkpoint: refused before anything runs."""
     import collections
 
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     class G:
         def __reduce__(self):

@@ -13,7 +13,7 @@ from yolov5_fakes import RELEASES, build_release, globals_of, reference_raw, sav
 @pytest.mark.slow
 @pytest.mark.parametrize("release", sorted(RELEASES))
 def test_release_checkpoint_matches_reference(release, tmp_path):
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, yaml = build_release(release, seed=7)
     p = tmp_path / f"yolov5_{release}.pt"
@@ -67,7 +67,7 @@ def test_legacy_non_zip_checkpoint(release, tmp_path):
     """Releases saved with torch < 1.6 use the legacy (non-zip) torch.save format."""
     from yolov5_fakes import FOREIGN_PICKLE
 
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release(release, seed=11)
     p = tmp_path / "legacy.pt"
@@ -82,7 +82,7 @@ def test_legacy_non_zip_checkpoint(release, tmp_path):
 
 @pytest.mark.slow
 def test_training_checkpoint_prefers_ema(tmp_path):
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release("v5.0-p6", seed=3)
     ema, _ = build_release("v5.0-p6", seed=4)  # different weights
@@ -104,7 +104,7 @@ def test_per_module_attribute_override(tmp_path):
     """One block with another BN eps and activation than the rest: read from the pickle per module."""
     from torch import nn
 
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
     from zooport.converters.native import load_native, save_native
 
     ckpt, _ = build_release("v4.0", seed=5)
@@ -133,7 +133,7 @@ def test_checkpoint_saved_fused(tmp_path):
     """YOLOv5's fuse() deletes each Conv's bn and gives its conv a bias; such files load too."""
     from torch import nn
 
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     ckpt, _ = build_release("v6.0", seed=9)
     ref_x = torch.rand(1, 3, 64, 64)

@@ -78,7 +78,7 @@ def sentinel(tmp_path):
 
 
 def _load(path):
-    from zooport.converters.yolov5 import load_yolov5
+    from zooport.converters.yolov5.load import load_yolov5
 
     return load_yolov5(path)
 
@@ -301,7 +301,8 @@ def test_non_float_weight_rejected(tmp_path):
 
 
 def test_standins_are_inert(tmp_path):
-    from zooport.parsers.yolov5_unpickle import StandIn, read_torch_zip, resolve_global, standin_class
+    from zooport.parsers.pickled.allowlist import StandIn, resolve_global, standin_class
+    from zooport.parsers.pickled.reader import read_torch_zip
 
     before = set(sys.modules)
     calls = []
@@ -349,7 +350,7 @@ def test_sys_modules_never_gains_models_or_utils(tmp_path):
         import zooport
         for p in {paths!r}:
             m = zooport.load_yolov5(p)
-            assert type(m).__module__ == "zooport.model_defs.yolov5"
+            assert type(m).__module__ == "zooport.model_defs.yolov5.model"
         bad = [k for k in sys.modules if k.split(".")[0] in ("models", "utils")]
         assert not seen and not bad, (seen, bad)
         print("CLEAN")

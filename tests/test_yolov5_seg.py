@@ -52,7 +52,7 @@ def _bus320():
 
 
 def test_blocks_raw_decoded_and_nms_match_yolov5(blocks):
-    from zooport.model_defs import yolov5_extra as X
+    from zooport.model_defs.yolov5 import conv_variants as X
     from zooport.postprocess import non_max_suppression
 
     kinds = {type(m).__name__ for m in blocks.model}
@@ -136,7 +136,7 @@ def test_create_seg_matches_checkpoint_structure():
     import math
 
     import zooport
-    from zooport.parsers.yolov5_ckpt import parse_yolov5_checkpoint
+    from zooport.parsers.yolov5.ckpt import parse_yolov5_checkpoint
 
     m = zooport.create_yolov5("yolov5n-seg")
     assert type(m).__name__ == "YOLOv5SegModel" and m.stride == [8, 16, 32]

@@ -119,7 +119,7 @@ def test_bundled_files_are_the_published_ones():
 def test_darknet_sizes_follow_darknets_accounting():
     """bytes = what Darknet's parameter accounting of the cfg gives (expected_weights_bytes.tsv, 20-byte
     header), except yolov2.weights, written with the older 16-byte header (32-bit 'seen')."""
-    from zooport.converters.darknet import info
+    from zooport.converters.darknet.load import info
 
     tsv = dict(line.split("\t") for line in asset("darknet-cfg/expected_weights_bytes.tsv").read_text().split("\n")
                if "\t" in line)
@@ -157,7 +157,7 @@ def test_num_classes_and_strides_equal_the_built_model(entry):
     names = (PACKAGE_DIR / RAW["names_files"][entry["names"]]).read_text().split("\n")
     assert len([n for n in names if n.strip()]) == entry["num_classes"]
     if entry["format"] == "darknet":
-        from zooport.converters.darknet import load_darknet
+        from zooport.converters.darknet.load import load_darknet
 
         with torch.device("meta"):  # only the structure is compared: no memory for the random weights
             model = load_darknet(DARKNET_CFG_DIR / entry["cfg"], random_weights=True)

@@ -45,7 +45,7 @@ def tiny_arch(head: str = "v11") -> dict:
 
 
 def tiny_model(head: str = "v11", seed: int = 0):
-    from zooport.model_defs.ultralytics import UltralyticsModel
+    from zooport.model_defs.ultralytics.model import UltralyticsModel
 
     torch.manual_seed(seed)
     m = UltralyticsModel(tiny_arch(head), {"names": ["a", "b", "c"]})
@@ -61,9 +61,9 @@ def tiny_model(head: str = "v11", seed: int = 0):
 
 def _names(model) -> dict:
     """id(class) -> Ultralytics qualified name, for the classes of a native model."""
-    from zooport.model_defs import ultralytics as UM
-    from zooport.model_defs import ultralytics_blocks as U
-    from zooport.model_defs import yolov5_blocks as Y
+    from zooport.model_defs.ultralytics import model as UM
+    from zooport.model_defs.ultralytics import blocks as U
+    from zooport.model_defs.yolov5 import blocks as Y
 
     return {id(UM.UltralyticsModel): "ultralytics.nn.tasks.DetectionModel",
             id(Y.Conv): "ultralytics.nn.modules.conv.Conv", id(Y.Concat): "ultralytics.nn.modules.conv.Concat",

@@ -153,7 +153,7 @@ def load_model(spec, weights=None, *, names=None, config=None, num_classes: int 
     ``zooport.load("yolov4.cfg", "yolov4.weights")``, ``zooport.load(["CFG", "WEIGHTS"])``,
     ``zooport.load("yolov5s.pt")`` or ``zooport.load("yolov4")`` (zoo name). ``names``: a names file
     or a list overriding the model's class names. ``num_classes``: re-head a Darknet model for N
-    classes (see :func:`~zooport.converters.darknet.load_darknet`). ``config``: MMDetection config.
+    classes (see :func:`~zooport.converters.darknet.load.load_darknet`). ``config``: MMDetection config.
     ``random_weights``/``seed``: a Darknet ``CFG`` alone gets seeded random parameters (the CLI's
     ``--random-weights``); without it a cfg alone is refused, never run on uninitialised memory.
     """
@@ -168,7 +168,7 @@ def load_model(spec, weights=None, *, names=None, config=None, num_classes: int 
         if p.is_dir():
             raise UsageError(f"{p}: is a directory; expected a model file")
     if paths[0].suffix == ".cfg":
-        from .converters.darknet import load_darknet
+        from .converters.darknet.load import load_darknet
 
         return load_darknet(paths[0], paths[1] if len(paths) > 1 else None, names=names, num_classes=num_classes,
                             random_weights=random_weights, seed=seed)
@@ -194,15 +194,15 @@ def load_model(spec, weights=None, *, names=None, config=None, num_classes: int 
 
         return _set_names(load_native(p), names, str(p))
     if kind == "yolov5":
-        from .converters.yolov5 import load_yolov5
+        from .converters.yolov5.load import load_yolov5
 
         return load_yolov5(p, names=names)
     if kind == "ultralytics":
-        from .converters.ultralytics import load_ultralytics
+        from .converters.ultralytics.load import load_ultralytics
 
         return load_ultralytics(p, names=names)
     if kind == "mmdet":
-        from .converters.mmdet import load_mmdet
+        from .converters.mmdet.load import load_mmdet
 
         return load_mmdet(p, config, names=names)
     if kind == "torchscript":

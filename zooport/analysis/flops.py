@@ -78,7 +78,7 @@ def _groups(model):
 
 
 def darknet_layer_flops(lp) -> float:
-    """Darknet's ``bflops`` x 1e9 of one :class:`~zooport.parsers.darknet_plan.LayerPlan` (module doc)."""
+    """Darknet's ``bflops`` x 1e9 of one :class:`~zooport.parsers.darknet.plan.LayerPlan` (module doc)."""
     c, _h, _w = lp.in_shape
     oc, oh, ow = lp.out_shape
     a = lp.attrs

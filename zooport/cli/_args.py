@@ -142,10 +142,10 @@ def round_imgsz(values, stride: int, flag: str = "--imgsz"):
 def darknet_stride(cfg_path) -> int | None:
     """The max stride of a Darknet cfg (parsed and planned: no torch, milliseconds); None when the cfg
     does not parse (the load then reports why)."""
-    from ..converters.darknet_meta import model_metadata
+    from ..converters.darknet.meta import model_metadata
     from ..errors import ZooportError
-    from ..parsers.darknet_cfg import parse_cfg
-    from ..parsers.darknet_plan import build_plan
+    from ..parsers.darknet.cfg import parse_cfg
+    from ..parsers.darknet.plan import build_plan
 
     try:
         cfg = parse_cfg(cfg_path)

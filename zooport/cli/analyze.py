@@ -39,9 +39,10 @@ def register(sub) -> None:
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     m.add_argument("--names", metavar="FILE", help="class names file for a Darknet MODEL")
     m.set_defaults(func=_model)
-    from .analyze_more import register_more
+    from . import analyze_anchors, analyze_pictures
 
-    register_more(s)
+    analyze_anchors.register(s)
+    analyze_pictures.register(s)
 
 
 def _imgsz(v):

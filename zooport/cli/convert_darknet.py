@@ -76,7 +76,7 @@ def _run(args) -> int:
 
 
 def _convert(args, target: str, out, t0: float) -> int:
-    from ..converters.darknet import load_darknet, save_darknet_weights
+    from ..converters.darknet.load import load_darknet, save_darknet_weights
     from ._args import progress, report_written
 
     with progress(total=2, desc="convert darknet", unit="step") as steps:
@@ -87,7 +87,7 @@ def _convert(args, target: str, out, t0: float) -> int:
         if target == "darknet":
             save_darknet_weights(model, out)
         elif target == "mmdet":
-            from ..converters.mmdet_darknet import save_mmdet_checkpoint
+            from ..converters.mmdet.darknet_bridge import save_mmdet_checkpoint
 
             save_mmdet_checkpoint(model, out, names=model.names)
         else:

@@ -56,7 +56,7 @@ def _run(args) -> int:
         if target == "darknet":
             _to_darknet(ckpt, args, out, bar)
         else:
-            from ..converters.mmdet import load_mmdet
+            from ..converters.mmdet.load import load_mmdet
             from ..converters.native import save_native
 
             model = load_mmdet(ckpt, args.config, names=names)
@@ -68,9 +68,9 @@ def _run(args) -> int:
 
 
 def _to_darknet(ckpt, args, out, bar) -> None:
-    from ..converters.mmdet import read_checkpoint, resolve_config
-    from ..converters.mmdet_darknet import write_darknet_weights
-    from ..parsers.mmdet_config import model_section
+    from ..converters.mmdet.load import read_checkpoint, resolve_config
+    from ..converters.mmdet.darknet_bridge import write_darknet_weights
+    from ..parsers.mmdet.config import model_section
 
     sd, meta = read_checkpoint(ckpt)
     cfg = model_section(resolve_config(args.config, meta, str(ckpt)), str(args.config or ckpt))

@@ -40,7 +40,7 @@ def _run(args) -> int:
     if not src.is_file():
         raise CheckpointError(f"{src}: no such file")
 
-    from ..converters.ultralytics import load_ultralytics, to_ultralytics_state_dict
+    from ..converters.ultralytics.load import load_ultralytics, to_ultralytics_state_dict
 
     model = load_ultralytics(src)
     if fmt == "ultralytics":

@@ -50,7 +50,7 @@ def check_args(args) -> None:
     if args.bn_eps is not None and not 0 < args.bn_eps < 1:
         raise UsageError(f"--bn-eps {args.bn_eps}: expected a small positive number such as 1e-5")
     if args.bn_scale is not None:
-        from ..converters.bn_fold import check_scale
+        from ..converters.yolov5.bn_fold import check_scale
 
         check_scale(args.bn_scale, "--bn-scale")
 
@@ -69,7 +69,7 @@ def _run(args) -> int:
         return _to_darknet(args, t0)
     out = output_path(args, target, args.checkpoint, (args.checkpoint,))
 
-    from ..converters.yolov5 import load_yolov5, to_yolov5_state_dict
+    from ..converters.yolov5.load import load_yolov5, to_yolov5_state_dict
     from ._args import progress, report_written
 
     with progress(total=2, desc="convert yolov5", unit="step") as bar:
@@ -92,8 +92,8 @@ def _run(args) -> int:
 def _to_darknet(args, t0: float) -> int:
     from pathlib import Path
 
-    from ..converters.yolov5 import load_yolov5
-    from ..converters.yolov5_darknet import default_outputs, save_darknet
+    from ..converters.yolov5.load import load_yolov5
+    from ..converters.yolov5.to_darknet import default_outputs, save_darknet
     from ..errors import UsageError
     from . import _args
     from ._args import progress, report_written

@@ -85,7 +85,7 @@ def _demo(out, imgsz: int) -> int:
     import torch
 
     from .._io import sha256_file
-    from ..converters.darknet import load_darknet, save_darknet_weights
+    from ..converters.darknet.load import load_darknet, save_darknet_weights
     from ..converters.native import load_native, save_native
     from ..export.checks import compare, compare_nms, ort_session, run_ort, torch_reference
     from ..export.onnx import export_onnx

@@ -35,7 +35,7 @@ def _run(args) -> int:
 
 def info_darknet(cfg_path: str, as_json: bool = False) -> int:
     """Print layer count, parameter count and the exact .weights size Darknet would write for a cfg."""
-    from ..converters.darknet import info
+    from ..converters.darknet.load import info
 
     facts = info(cfg_path)
     if as_json:

@@ -25,24 +25,28 @@ from ..errors import CheckpointError, UnsafeCheckpointError
 
 FORMAT_VERSION = 1
 
-# family name -> "module:attribute" of its Detector subclass (explicit registry, imported lazily)
+# family name -> "module:attribute" of its from_native(arch, meta) builder (explicit registry, imported lazily)
 FAMILIES = {
-    "darknet": "zooport.model_defs.darknet:DarknetModel",
-    "yolov5": "zooport.model_defs.yolov5:YOLOv5Model",
-    "yolov5-seg": "zooport.model_defs.yolov5_tasks:YOLOv5SegModel",
-    "yolov5-cls": "zooport.model_defs.yolov5_tasks:YOLOv5ClsModel",
-    "mmdet": "zooport.model_defs.mmdet:MMDetModel",
-    "ultralytics": "zooport.model_defs.ultralytics:UltralyticsModel",
+    "darknet": "zooport.model_defs.darknet.model:DarknetModel.from_native",
+    "yolov5": "zooport.model_defs.yolov5.model:YOLOv5Model.from_native",
+    "yolov5-seg": "zooport.model_defs.yolov5.tasks:YOLOv5SegModel.from_native",
+    "yolov5-cls": "zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native",
+    "mmdet": "zooport.model_defs.mmdet.build:from_native",
+    "ultralytics": "zooport.model_defs.ultralytics.model:UltralyticsModel.from_native",
 }
 
 
-def family_class(family: str):
+def family_builder(family: str):
+    """The ``from_native(arch, meta)`` builder of a native checkpoint's family."""
     try:
         target = FAMILIES[family]
     except KeyError:
         raise CheckpointError(f"unknown model family {family!r}; expected one of {sorted(FAMILIES)}") from None
     mod, attr = target.split(":")
-    return getattr(importlib.import_module(mod), attr)
+    obj = importlib.import_module(mod)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def to_native_dict(model) -> dict:
@@ -146,8 +150,7 @@ def model_from_native_dict(ckpt: dict, source: str = "<checkpoint>"):
     if ckpt.get("zooport_format") != FORMAT_VERSION:
         raise CheckpointError(f"{source}: zooport_format {ckpt.get('zooport_format')!r} is not supported "
                               f"(this zooport reads {FORMAT_VERSION})")
-    cls = family_class(ckpt.get("family"))
-    model = cls.from_native(ckpt["arch"], ckpt["meta"])
+    model = family_builder(ckpt.get("family"))(ckpt["arch"], ckpt["meta"])
     load_state_dict_strict(model, ckpt["state_dict"], source)
     return model.eval()
 

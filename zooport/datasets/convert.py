@@ -120,7 +120,7 @@ def _coco_source(src: Path, ann) -> tuple[Path, Path | None]:
 
 
 def _yolo_names(src: Path, names) -> list:
-    from ..converters.darknet_meta import read_names
+    from ..converters.darknet.meta import read_names
 
     f = Path(names) if names else src / "names.txt"
     if not f.is_file():

@@ -59,7 +59,7 @@ def segment_image_results(pred, proto, shape_hw, ratio_pad, orig_hw, image_id, c
 def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int | None = None,
                         conf: float | None = None, iou: float | None = None, max_det: int | None = None,
                         class_map=None, progress: bool = False, keep_results: bool = False) -> dict:
-    """Score a :class:`~zooport.model_defs.yolov5_tasks.YOLOv5SegModel` (or a MODEL spec) on a COCO dataset.
+    """Score a :class:`~zooport.model_defs.yolov5.tasks.YOLOv5SegModel` (or a MODEL spec) on a COCO dataset.
 
     Returns ``{"metrics": {"bbox_AP", "bbox_AP50", ..., "segm_AP", "segm_AP50", ...} (COCOeval's 12
     summary numbers each), "per_class": [{"class", "category_id", "bbox_AP", "bbox_AP50", "segm_AP",

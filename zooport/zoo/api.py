@@ -66,15 +66,15 @@ def _build(entry: ZooEntry, weights, progress):
         path = fetch(spec, progress=progress)
         sha = None if spec.sha256_is_prefix else spec.sha256  # a prefix: the loader records the full hash
     if entry.format == "darknet":
-        from ..converters.darknet import load_darknet
+        from ..converters.darknet.load import load_darknet
 
         model = load_darknet(entry.cfg_path, path, names=entry.names_path)
     elif entry.format == "yolov5":
-        from ..converters.yolov5 import load_yolov5
+        from ..converters.yolov5.load import load_yolov5
 
         model = load_yolov5(path)
     elif entry.format == "mmdet":
-        from ..converters.mmdet import load_mmdet
+        from ..converters.mmdet.load import load_mmdet
 
         model = load_mmdet(path)  # config from the checkpoint's meta
     else:  # pragma: no cover - the manifest schema allows only the formats above

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from . import _build
+from .registry import build_component
 from .bbox_heads import NAMED, ConvFCBBoxHead
 from .roi_align import SingleRoIExtractor
 from .sabl import SABLHead
@@ -47,8 +47,8 @@ class StandardRoIHead(nn.Module):
     def __init__(self, cfg: dict, where: str = "roi_head"):
         super().__init__()
         _check(cfg, where)
-        self.extractor = _build(EXTRACTORS, cfg.get("bbox_roi_extractor"), where + ".bbox_roi_extractor")
-        self.bbox_head = _build(BBOX_HEADS, cfg.get("bbox_head"), where + ".bbox_head")
+        self.extractor = build_component(EXTRACTORS, cfg.get("bbox_roi_extractor"), where + ".bbox_roi_extractor")
+        self.bbox_head = build_component(BBOX_HEADS, cfg.get("bbox_head"), where + ".bbox_head")
 
     @property
     def num_classes(self):
@@ -86,8 +86,8 @@ class CascadeRoIHead(nn.Module):
             raise ConfigError(f"model.{where}: num_stages={self.num_stages} but {len(ext)} roi extractors and "
                               f"{len(heads)} bbox heads")
         # extractors hold no weights: a plain list keeps the checkpoint keys roi_head.bbox_head.S.*
-        self.extractors = [_build(EXTRACTORS, e, f"{where}.bbox_roi_extractor.{i}") for i, e in enumerate(ext)]
-        self.bbox_head = nn.ModuleList([_build(BBOX_HEADS, h, f"{where}.bbox_head.{i}") for i, h in enumerate(heads)])
+        self.extractors = [build_component(EXTRACTORS, e, f"{where}.bbox_roi_extractor.{i}") for i, e in enumerate(ext)]
+        self.bbox_head = nn.ModuleList([build_component(BBOX_HEADS, h, f"{where}.bbox_head.{i}") for i, h in enumerate(heads)])
         if any(isinstance(h, SABLHead) for h in self.bbox_head):
             raise ConfigError(f"model.{where}: SABLHead in a CascadeRoIHead is not supported")
 

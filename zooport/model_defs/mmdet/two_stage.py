@@ -31,11 +31,11 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..base import Detector
-from . import MMDetModel
+from .one_stage import MMDetModel
+from .registry import BACKBONES, NECKS, TWO_STAGE, build_component, native_kwargs, preprocess_spec
 from .roi_heads import ROI_HEADS, CascadeRoIHead
 from .rpn import RPNHead
 
-TWO_STAGE = {"FasterRCNN", "CascadeRCNN", "TwoStageDetector"}
 
 
 class TwoStageDetector(Detector):
@@ -43,7 +43,6 @@ class TwoStageDetector(Detector):
     two_stage = True  # ONNX export puts proposals, RoIAlign and NMS in the graph (zooport.export.two_stage)
 
     def __init__(self, model_cfg: dict, *, names=None, input_size=(800, 1333), preprocess=None, source=None):
-        from . import BACKBONES, NECKS, _build, _preprocess
         from .bfp import BFP
 
         t = model_cfg.get("type")
@@ -63,16 +62,16 @@ class TwoStageDetector(Detector):
         if len(names) != nc:
             raise ConfigError(f"model.roi_head.bbox_head: num_classes={nc} but {len(names)} class names given")
         super().__init__(names=names, stride=[1], input_size=input_size,
-                         preprocess=preprocess or _preprocess(model_cfg), source=source)
+                         preprocess=preprocess or preprocess_spec(model_cfg), source=source)
         self.model_cfg = copy.deepcopy(model_cfg)
         self.test_cfg = test_cfg
-        self.backbone = _build(BACKBONES, model_cfg.get("backbone"), "backbone")
+        self.backbone = build_component(BACKBONES, model_cfg.get("backbone"), "backbone")
         necks = model_cfg.get("neck")
         registry = {**NECKS, "BFP": BFP}
         if isinstance(necks, (list, tuple)):
-            self.neck = nn.ModuleList([_build(registry, n, f"neck.{i}") for i, n in enumerate(necks)])
+            self.neck = nn.ModuleList([build_component(registry, n, f"neck.{i}") for i, n in enumerate(necks)])
         else:
-            self.neck = _build(registry, necks, "neck") if necks else None
+            self.neck = build_component(registry, necks, "neck") if necks else None
         self.rpn_head = RPNHead(model_cfg["rpn_head"], "model.rpn_head")
         rt = roi_cfg.get("type")
         if rt not in ROI_HEADS:
@@ -158,6 +157,4 @@ class TwoStageDetector(Detector):
 
     @classmethod
     def from_native(cls, arch: dict, meta: dict):
-        from . import native_kwargs
-
         return cls(arch["model"], **native_kwargs(meta, (800, 1333)))

@@ -1,0 +1,2 @@
+"""Ultralytics checkpoints <-> native :class:`~zooport.model_defs.ultralytics.model.UltralyticsModel`
+(:mod:`.load`)."""

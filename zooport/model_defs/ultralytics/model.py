@@ -1,0 +1,140 @@
+"""UltralyticsModel: a native YOLOv8 / YOLO11 detector built from an explicit architecture.
+
+``native_arch()`` = ``{"layers": [...], "nc", "reg_max", "act", "bn_eps",
+"bn_momentum", "stride", "overrides", "fused"}``; the layer specs are those of
+:mod:`zooport.parsers.ultralytics.ckpt` (read from a pickled module tree) or of
+:func:`zooport.model_defs.ultralytics.build.arch_from_yaml` (Ultralytics' yamls).
+``overrides`` carries per-module attributes that differ from the defaults (an
+activation or BN eps of one block), applied as for YOLOv5.
+
+Outputs:
+
+* ``raw(x)``: per level (B, 4*reg_max + nc, H/s, W/s), the Detect head's
+  concatenated box-distribution logits (side-major: left, top, right, bottom,
+  reg_max bins each) and class logits;
+* ``decoded(x)``: Ultralytics' inference tensor (B, 4 + nc, N): cx, cy, w, h in
+  input pixels, sigmoid class scores; anchors ordered level by level, row-major;
+* ``model(x)`` in eval: zooport's shared (B, N, 4 + 1 + nc) form, objectness
+  slot 1 (the head has no objectness), then the class scores.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from . import blocks as U
+from ..yolov5 import blocks as B
+from ..base import default_preprocess
+from ..yolov5.model import ConvBlockModel, _SkipInit
+
+FAMILY = "ultralytics"
+
+
+def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
+    t = spec["type"]
+    if t == "Conv":
+        return B.Conv(spec["c1"], spec["c2"], spec["k"], spec["s"], spec.get("p"), spec.get("g", 1),
+                      spec.get("d", 1), act=bool(spec.get("act", True)), opt=opt)
+    if t in ("C2f", "C3k2"):
+        return U.C2f(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
+    if t == "SPPF":
+        return B.SPPF(spec["c1"], spec["c2"], spec["k"], opt=opt)
+    if t == "C2PSA":
+        return U.C2PSA(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
+    if t == "Upsample":
+        return nn.Upsample(spec.get("size"), spec.get("scale_factor"), spec.get("mode", "nearest"))
+    if t == "Concat":
+        return B.Concat(spec.get("d", 1))
+    if t == "Detect":
+        return U.Detect(spec["nc"], spec["ch"], spec["c2"], spec["c3"], spec.get("reg_max", 16), spec["head"],
+                        stride=stride, opt=opt)
+    raise ConfigError(f"unknown Ultralytics layer type {t!r}")
+
+
+class UltralyticsModel(ConvBlockModel):
+    """A YOLOv8 / YOLO11 detection model (any scale, any nc). See the module doc for outputs."""
+
+    family = FAMILY
+
+    def __init__(self, arch: dict, meta: dict | None = None):
+        meta = dict(meta or {})
+        arch = copy.deepcopy(arch)
+        layers = arch.get("layers") or []
+        if not layers or layers[-1].get("type") != "Detect":
+            raise ConfigError("Ultralytics arch must list layers ending with a Detect layer")
+        stride = arch.get("stride")
+        if not stride or len(stride) != len(layers[-1]["ch"]):
+            raise ConfigError(f"Ultralytics arch stride {stride!r} does not give one stride per Detect level")
+        opt = B.BuildOptions(act=arch.get("act") or {"type": "SiLU"}, csp_act=arch.get("act") or {"type": "SiLU"},
+                             bn_eps=float(arch.get("bn_eps", 1e-3)), bn_momentum=float(arch.get("bn_momentum", 0.03)))
+        nc = int(layers[-1]["nc"])
+        names = meta.get("names") or [f"class{i}" for i in range(nc)]
+        if len(names) != nc:
+            raise ConfigError(f"{len(names)} class names given for nc={nc}")
+        super().__init__(names=names, stride=[int(s) for s in stride], input_size=meta.get("input_size") or [640, 640],
+                         preprocess=meta.get("preprocess") or default_preprocess("letterbox", 114),
+                         anchors=None, source=meta.get("source") or {"format": "ultralytics"})
+        mods, froms, save = [], [], set()
+        for i, spec in enumerate(layers):
+            f = spec.get("from", -1)
+            fl = [f] if isinstance(f, int) else list(f)
+            absolute = [j if j == -1 else (j if j >= 0 else i + j) for j in fl]
+            if any(j != -1 and not 0 <= j < i for j in absolute) or (i == 0 and absolute != [-1]):
+                raise ConfigError(f"Ultralytics arch layer {i}: 'from' {f!r} points outside layers 0..{i - 1}")
+            save.update(j for j in absolute if j != -1)
+            froms.append(absolute[0] if isinstance(f, int) else absolute)
+            try:
+                mods.append(_build_layer(spec, opt, stride))
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                raise ConfigError(f"Ultralytics arch layer {i} ({spec.get('type')}): cannot build ({e})") from None
+        self.model = nn.Sequential(*mods)
+        self.froms, self.save, self.detect_index = froms, sorted(save), len(mods) - 1
+        self._adopt_arch(arch)
+
+    @property
+    def detect(self) -> U.Detect:
+        return self.model[self.detect_index]
+
+    def _detect_inputs(self, x: torch.Tensor) -> list:
+        y: dict = {}
+        for i, (m, f) in enumerate(zip(self.model, self.froms)):
+            if f != -1:
+                x = y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
+            if i == self.detect_index:
+                return x if isinstance(x, list) else [x]
+            x = m(x)
+            if i in self.save:
+                y[i] = x
+        raise AssertionError("unreachable: the last layer is Detect")
+
+    def raw(self, x: torch.Tensor) -> list:
+        return self.detect.heads(self._detect_inputs(x))
+
+    def decoded(self, x: torch.Tensor) -> torch.Tensor:
+        """Ultralytics' own inference output (B, 4 + nc, N) (module doc)."""
+        return self.detect.decode(self.raw(x))
+
+    def forward(self, x: torch.Tensor):
+        outs = self.raw(x)
+        if self.training:
+            return outs
+        y = self.detect.decode(outs).transpose(1, 2)
+        ones = torch.ones_like(y[..., :1])
+        return torch.cat((y[..., :4], ones, y[..., 4:]), 2)
+
+    # -- conversion (fuse / native_arch: ConvBlockModel) -------------------------------------
+    @classmethod
+    def from_native(cls, arch: dict, meta: dict) -> "UltralyticsModel":
+        model = build_uninitialised(arch, meta)
+        model.to_empty(device="cpu")
+        return model
+
+
+def build_uninitialised(arch: dict, meta: dict | None = None) -> UltralyticsModel:
+    """An UltralyticsModel on the meta device (no memory, no init): load with ``assign=True``
+    or materialise with ``to_empty(device=...)``."""
+    with _SkipInit():
+        return UltralyticsModel(arch, meta)

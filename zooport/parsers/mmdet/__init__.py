@@ -1,0 +1,2 @@
+"""MMDetection config files (``.py`` read as an AST, ``.json``, ``.yaml``) and checkpoint metadata, executing
+nothing: :mod:`.config`. Torch-free."""
