@@ -100,8 +100,10 @@ def test_delete_key_replaces():
     ("model = dict(type=open('/etc/passwd').read())\n", "function call"),
     ("model = dict(type=__import__('os').system('true'))\n", "function call"),
     ("x = os.path\n", "attribute"),
-    ("model = dict(norm=dict(type='GN').copy())\n", "function call"),
-    ("model = [i for i in range(3)]\n", "ListComp"),
+    ("model = dict(norm=dict(type='GN').update(a=1))\n", "function call"),
+    ("x = [1].copy(2)\n", "function call"),
+    ("model = [i for i in range(3)]\n", "function call range"),
+    ("model = {i: 1 for i in (1, 2)}\n", "DictComp"),
     ("model = (lambda: 1)\n", "Lambda"),
     ("while True:\n    model = 1\n", "While"),
     ("for i in [1]:\n    model = i\n", "For"),
@@ -207,3 +209,43 @@ def test_bounds_leave_real_configs_alone():
     cfg = config_from_text("s = 2**31 - 1\nscales = [(1333, 800)] * 3\nroot = 'data/' + 'coco/'\n"
                            "big = [0] * 1000\nmodel = dict(type='FCOS', backbone=dict(depth=18))\n")
     assert cfg["s"] == 2147483647 and len(cfg["scales"]) == 3 and cfg["root"] == "data/coco/"
+
+
+def test_real_config_constructs(tmp_path):
+    """What MMDetection's own configs use: _base_.x reads, {{_base_.x}}, _base_.x.y = v, comprehensions, .copy()."""
+    (tmp_path / "base.py").write_text(
+        "backend_args = None\nsched = [dict(type='A', milestones=[8, 11]), dict(type='B', milestones=[1])]\n"
+        "optim = dict(type='OptimWrapper', lr=0.02)\nmodel = dict(type='RetinaNet', neck=dict(num_outs=5))\n")
+    (tmp_path / "child.py").write_text(
+        "_base_ = './base.py'\n"
+        "load = dict(type='LoadImageFromFile', backend_args=_base_.backend_args)\n"
+        "old = dict(type='X', v={{_base_.optim.lr}})\n"
+        "_base_.optim.type = 'AmpOptimWrapper'\n"
+        "_base_.sched[1].milestones = [16, 23]\n"
+        "scales = [(1333, 640), (1333, 800)]\n"
+        "tta = [dict(type='Resize', scale=s, keep=k) for s in scales for k in (True, False) if s[1] > 700]\n"
+        "neck = _base_.model.neck.copy()\n"
+        "flip = 1 if len_is_not_needed == 0 else 2\n".replace("len_is_not_needed", "optim['lr'] * 0"))
+    cfg = load_config(tmp_path / "child.py")
+    assert cfg["load"] == {"type": "LoadImageFromFile", "backend_args": None}
+    assert cfg["old"]["v"] == 0.02
+    assert cfg["optim"] == {"type": "AmpOptimWrapper", "lr": 0.02}
+    assert cfg["sched"][1]["milestones"] == [16, 23] and cfg["sched"][0]["milestones"] == [8, 11]
+    assert cfg["tta"] == [{"type": "Resize", "scale": (1333, 800), "keep": True},
+                          {"type": "Resize", "scale": (1333, 800), "keep": False}]
+    assert cfg["neck"] == {"num_outs": 5} and cfg["flip"] == 1
+
+
+@pytest.mark.parametrize("text, what", [
+    ("x = _base_.nope\n", "not defined by the _base_ files"),
+    ("x = model.backbone\n", "only on _base_"),
+    ("_base_.a = 1\n", "only on _base_"),
+    ("x = [i for i in 5]\n", "comprehension over a int"),
+    ("x = [i for (a, b) in [1]]\n", "comprehension target"),
+])
+def test_real_config_constructs_errors(tmp_path, text, what):
+    (tmp_path / "base.py").write_text("a = 1\n")
+    p = tmp_path / "c.py"
+    p.write_text(text if text.startswith("_base_") else "_base_ = './base.py'\n" + text)
+    with pytest.raises(ConfigError, match=what):
+        load_config(p)
