@@ -37,7 +37,8 @@ def to_ultralytics_state_dict(model) -> dict:
 
 
 def load_ultralytics(path: str | os.PathLike, *, names=None):
-    """Load an Ultralytics YOLOv8 / YOLO11 detection ``.pt`` into a native UltralyticsModel (eval mode).
+    """Load an Ultralytics YOLOv8 / YOLO11 / YOLO26 / YOLOv10 detection ``.pt`` into a native UltralyticsModel
+    (eval mode).
 
     ``names``: a names file or a list overriding the checkpoint's class names (same count as its nc).
 

@@ -38,10 +38,22 @@ def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
     if t == "Conv":
         return B.Conv(spec["c1"], spec["c2"], spec["k"], spec["s"], spec.get("p"), spec.get("g", 1),
                       spec.get("d", 1), act=bool(spec.get("act", True)), opt=opt)
-    if t in ("C2f", "C3k2"):
+    if t in ("C2f", "C3k2"):  # C2fCIB too (above): the same CSP body, CIB blocks
         return U.C2f(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
     if t == "SPPF":
-        return B.SPPF(spec["c1"], spec["c2"], spec["k"], opt=opt)
+        return U.SPPF(spec["c1"], spec["c2"], spec["k"], spec.get("n", 3), spec.get("add", False),
+                      spec.get("cv1_act", True), opt=opt)
+    if t == "C2fCIB":
+        return U.C2f(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
+    if t == "SCDown":
+        from .blocks_v10 import SCDown
+
+        return SCDown(spec["c1"], spec["c2"], spec["k"], spec["s"], opt=opt)
+    if t == "PSA":
+        from .blocks_v10 import PSA
+
+        return PSA(spec["c1"], spec["c"], spec["num_heads"], spec["key_dim"], spec["head_dim"], spec["hidden"],
+                   opt=opt)
     if t == "C2PSA":
         return U.C2PSA(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
     if t == "Upsample":
@@ -50,7 +62,7 @@ def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
         return B.Concat(spec.get("d", 1))
     if t == "Detect":
         return U.Detect(spec["nc"], spec["ch"], spec["c2"], spec["c3"], spec.get("reg_max", 16), spec["head"],
-                        stride=stride, opt=opt)
+                        spec.get("end2end", False), stride=stride, opt=opt)
     raise ConfigError(f"unknown Ultralytics layer type {t!r}")
 
 
@@ -110,12 +122,28 @@ class UltralyticsModel(ConvBlockModel):
                 y[i] = x
         raise AssertionError("unreachable: the last layer is Detect")
 
-    def raw(self, x: torch.Tensor) -> list:
-        return self.detect.heads(self._detect_inputs(x))
+    def raw(self, x: torch.Tensor, branch: str = "one2many") -> list:
+        """Per-level head outputs (module doc) of the one-to-many or (end-to-end heads) one-to-one branch."""
+        return self.detect.heads(self._detect_inputs(x), branch)
 
-    def decoded(self, x: torch.Tensor) -> torch.Tensor:
-        """Ultralytics' own inference output (B, 4 + nc, N) (module doc)."""
-        return self.detect.decode(self.raw(x))
+    def decoded(self, x: torch.Tensor, branch: str = "one2many") -> torch.Tensor:
+        """Ultralytics' own inference output (B, 4 + nc, N) (module doc); the one-to-one branch decodes
+        x1, y1, x2, y2 instead of cx, cy, w, h, as Ultralytics' end-to-end mode does."""
+        return self.detect.decode(self.raw(x, branch), xywh=branch != "one2one")
+
+    @property
+    def end2end(self) -> bool:
+        """True when the head has YOLO26 / YOLOv10's one-to-one branch (NMS-free output available)."""
+        return self.detect.end2end
+
+    def end2end_output(self, x: torch.Tensor, max_det: int = 300) -> torch.Tensor:
+        """Ultralytics' end-to-end output (B, min(max_det, N), 6): x1, y1, x2, y2, score, class of the
+        one-to-one branch, top-k without NMS (:func:`zooport.postprocess.ultralytics.topk_end2end`).
+
+        ``forward`` keeps the one-to-many branch (as Ultralytics 8.4's ``predict`` does unless ``nms=False``)."""
+        from ...postprocess.ultralytics import topk_end2end
+
+        return topk_end2end(self.decoded(x, "one2one"), self.detect.nc, max_det)
 
     def forward(self, x: torch.Tensor):
         outs = self.raw(x)
