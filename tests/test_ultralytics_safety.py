@@ -52,7 +52,8 @@ def test_ema_preferred(tmp_path):
 @pytest.mark.parametrize("cls,task", [("ultralytics.nn.modules.head.Segment", "segment"),
                                       ("ultralytics.nn.modules.head.Pose", "pose"),
                                       ("ultralytics.nn.modules.head.OBB", "obb"),
-                                      ("ultralytics.nn.modules.head.Classify", "classify")])
+                                      ("ultralytics.nn.modules.head.Segment26", "segment"),
+                                      ("ultralytics.nn.modules.head.Pose26", "pose")])
 def test_task_heads_unsupported_by_name(cls, task, tmp_path):
     from zooport.model_defs.ultralytics.blocks import Detect
 

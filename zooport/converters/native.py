@@ -33,6 +33,7 @@ FAMILIES = {
     "yolov5-cls": "zooport.model_defs.yolov5.tasks:YOLOv5ClsModel.from_native",
     "mmdet": "zooport.model_defs.mmdet.build:from_native",
     "ultralytics": "zooport.model_defs.ultralytics.model:UltralyticsModel.from_native",
+    "ultralytics-cls": "zooport.model_defs.ultralytics.classify:UltralyticsClsModel.from_native",
 }
 
 

@@ -29,6 +29,7 @@ _LAZY = {
     "read_detections": "darknet", "correct_letterbox": "darknet",
     "batched_nms": "mmdet", "mmdet_post": "mmdet", "test_cfg_overrides": "mmdet", "soft_nms": "soft_nms",
     "non_max_suppression_anchor_free": "ultralytics", "topk_end2end": "ultralytics", "filter_end2end": "ultralytics",
+    "classify_topk": "ultralytics",
     "non_max_suppression_seg": "yolov5_seg", "process_mask": "yolov5_seg", "predict_segments": "yolov5_seg",
     "masks_to_original": "yolov5_seg",
 }

@@ -5,6 +5,7 @@
 - :func:`topk_end2end`: the one-to-one branch of YOLO26 / YOLOv10: top-k without NMS, (B, k, 6).
 - :func:`filter_end2end`: ``non_max_suppression(..., end2end=True)``: keep rows whose score > conf.
 - :func:`scale_boxes`: Ultralytics 8.4's ``ops.scale_boxes`` (letterboxed -> original pixels, clipped).
+- :func:`classify_topk`: a classifier's ``Probs.top5`` / ``top5conf``.
 """
 from __future__ import annotations
 
@@ -87,3 +88,10 @@ def scale_boxes(img1_hw, boxes: torch.Tensor, img0_hw) -> torch.Tensor:
     b[..., [0, 2]] = ((b[..., [0, 2]] - px) / gx).clamp(0, w0)
     b[..., [1, 3]] = ((b[..., [1, 3]] - py) / gy).clamp(0, h0)
     return b
+
+
+def classify_topk(probs: torch.Tensor, k: int = 5):
+    """Ultralytics' ``Probs.top5`` / ``top5conf`` for one image: (indices, scores) of the k highest of the (nc,)
+    softmax probabilities, highest first (a stable descending sort, ties in index order)."""
+    order = torch.argsort(-probs, stable=True)[:k]
+    return order, probs[order]

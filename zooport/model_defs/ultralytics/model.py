@@ -60,6 +60,10 @@ def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
         return nn.Upsample(spec.get("size"), spec.get("scale_factor"), spec.get("mode", "nearest"))
     if t == "Concat":
         return B.Concat(spec.get("d", 1))
+    if t == "Classify":
+        from ..yolov5.cls_head import Classify
+
+        return Classify(spec["c1"], spec["nc"], spec["k"], spec["s"], spec.get("p"), spec.get("g", 1), opt=opt)
     if t == "Detect":
         return U.Detect(spec["nc"], spec["ch"], spec["c2"], spec["c3"], spec.get("reg_max", 16), spec["head"],
                         spec.get("end2end", False), stride=stride, opt=opt)
@@ -70,15 +74,16 @@ class UltralyticsModel(ConvBlockModel):
     """A YOLOv8 / YOLO11 detection model (any scale, any nc). See the module doc for outputs."""
 
     family = FAMILY
+    head_type = "Detect"
 
     def __init__(self, arch: dict, meta: dict | None = None):
         meta = dict(meta or {})
         arch = copy.deepcopy(arch)
         layers = arch.get("layers") or []
-        if not layers or layers[-1].get("type") != "Detect":
-            raise ConfigError("Ultralytics arch must list layers ending with a Detect layer")
+        if not layers or layers[-1].get("type") != self.head_type:
+            raise ConfigError(f"Ultralytics arch must list layers ending with a {self.head_type} layer")
         stride = arch.get("stride")
-        if not stride or len(stride) != len(layers[-1]["ch"]):
+        if not stride or (self.head_type == "Detect" and len(stride) != len(layers[-1]["ch"])):
             raise ConfigError(f"Ultralytics arch stride {stride!r} does not give one stride per Detect level")
         opt = B.BuildOptions(act=arch.get("act") or {"type": "SiLU"}, csp_act=arch.get("act") or {"type": "SiLU"},
                              bn_eps=float(arch.get("bn_eps", 1e-3)), bn_momentum=float(arch.get("bn_momentum", 0.03)))
@@ -86,8 +91,9 @@ class UltralyticsModel(ConvBlockModel):
         names = meta.get("names") or [f"class{i}" for i in range(nc)]
         if len(names) != nc:
             raise ConfigError(f"{len(names)} class names given for nc={nc}")
-        super().__init__(names=names, stride=[int(s) for s in stride], input_size=meta.get("input_size") or [640, 640],
-                         preprocess=meta.get("preprocess") or default_preprocess("letterbox", 114),
+        super().__init__(names=names, stride=[int(s) for s in stride],
+                         input_size=meta.get("input_size") or self._default_size(),
+                         preprocess=meta.get("preprocess") or self._default_preprocess(),
                          anchors=None, source=meta.get("source") or {"format": "ultralytics"})
         mods, froms, save = [], [], set()
         for i, spec in enumerate(layers):
@@ -105,6 +111,14 @@ class UltralyticsModel(ConvBlockModel):
         self.model = nn.Sequential(*mods)
         self.froms, self.save, self.detect_index = froms, sorted(save), len(mods) - 1
         self._adopt_arch(arch)
+
+    @staticmethod
+    def _default_size() -> list:
+        return [640, 640]
+
+    @staticmethod
+    def _default_preprocess() -> dict:
+        return default_preprocess("letterbox", 114)
 
     @property
     def detect(self) -> U.Detect:
@@ -162,7 +176,11 @@ class UltralyticsModel(ConvBlockModel):
 
 
 def build_uninitialised(arch: dict, meta: dict | None = None) -> UltralyticsModel:
-    """An UltralyticsModel on the meta device (no memory, no init): load with ``assign=True``
-    or materialise with ``to_empty(device=...)``."""
+    """An UltralyticsModel (or, for a ``Classify`` head, an
+    :class:`~zooport.model_defs.ultralytics.classify.UltralyticsClsModel`) on the meta device (no memory, no
+    init): load with ``assign=True`` or materialise with ``to_empty(device=...)``."""
+    cls = UltralyticsModel
+    if (arch.get("layers") or [{}])[-1].get("type") == "Classify":
+        from .classify import UltralyticsClsModel as cls
     with _SkipInit():
-        return UltralyticsModel(arch, meta)
+        return cls(arch, meta)

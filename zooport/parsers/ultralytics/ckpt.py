@@ -44,11 +44,13 @@ from ..pickled.allowlist import StandIn
 
 _TASKS = "ultralytics.nn.tasks."
 # pickled head / model classes of tasks zooport does not build -> the task they belong to
-_OTHER_HEADS = {"Segment": "segment", "Pose": "pose", "OBB": "obb (oriented boxes)", "Classify": "classify",
+_OTHER_HEADS = {"Segment": "segment", "Pose": "pose", "OBB": "obb (oriented boxes)", "Segment26": "segment",
+                "Pose26": "pose", "OBB26": "obb (oriented boxes)", "Depth": "depth", "SemanticSegment": "semantic",
+                "YOLOESegment26": "YOLOE segment",
                 "WorldDetect": "YOLO-World detect",
                 "RTDETRDecoder": "RT-DETR detect", "YOLOEDetect": "YOLOE detect", "YOLOESegment": "YOLOE segment"}
 _OTHER_MODELS = {"SegmentationModel": "segment", "PoseModel": "pose", "OBBModel": "obb (oriented boxes)",
-                 "ClassificationModel": "classify", "WorldModel": "YOLO-World", "RTDETRDetectionModel": "RT-DETR"}
+                 "WorldModel": "YOLO-World", "RTDETRDetectionModel": "RT-DETR"}
 
 
 @dataclass
@@ -190,9 +192,16 @@ def _layer(node, where) -> dict:
         return {"type": "Concat", "d": _int(node.get("d", 1), where, "d")}
     if kind in ("Detect", "v10Detect"):
         return _detect(node, where)
+    if kind == "Classify":
+        c = _conv(_child(node, "conv", where), where + ".conv")
+        w = (_child(node, "linear", where).get("_parameters") or {}).get("weight")
+        if not isinstance(w, torch.Tensor) or w.dim() != 2:
+            raise CheckpointError(f"{where}.linear: no 2-d weight")
+        return {"type": "Classify", "c1": c["c1"], "k": c["k"], "s": c["s"], "p": c["p"], "g": c["g"],
+                "nc": int(w.shape[0])}
     if kind in _OTHER_HEADS:
         raise UnsupportedError(f"{where}: Ultralytics head {node.foreign} ({_OTHER_HEADS[kind]} task) is not "
-                               f"supported; zooport reads Ultralytics detection models (Detect head) only")
+                               f"supported; zooport reads Ultralytics detection (Detect, v10Detect) and classification models only")
     raise UnsupportedError(f"{where}: Ultralytics module {node.foreign} is not supported (zooport builds Conv, "
                            f"DWConv, C2f, C3k2, C3k, SPPF, C2PSA, Upsample, Concat and Detect)")
 
@@ -246,8 +255,8 @@ def arch_from_tree(model: StandIn, where: str) -> dict:
             raise CheckpointError(f"{lw}: 'f' (from) is {f!r}, expected an int or a list of ints")
         spec["from"] = f
         layers.append(spec)
-    if not layers or layers[-1]["type"] != "Detect":
-        raise CheckpointError(f"{where}: the model does not end with a Detect head")
+    if not layers or layers[-1]["type"] not in ("Detect", "Classify"):
+        raise CheckpointError(f"{where}: the model does not end with a Detect or Classify head")
     # a model saved after Ultralytics' fuse(): its Conv/DWConv blocks lost 'bn' (the conv gained a bias)
     fused = any(_short(n) in ("Conv", "DWConv") and (not isinstance(n.children.get("bn"), StandIn) or
                                                     n.children["bn"].foreign.endswith(".Identity"))
@@ -267,7 +276,7 @@ def parse_ultralytics_checkpoint(path: str | os.PathLike) -> UltralyticsCheckpoi
     short = _short(model)
     if short in _OTHER_MODELS:
         raise UnsupportedError(f"{path}: {model.foreign} ({_OTHER_MODELS[short]} task) is not supported; "
-                               f"zooport reads Ultralytics detection models (Detect head) only")
+                               f"zooport reads Ultralytics detection (Detect, v10Detect) and classification models only")
     arch = arch_from_tree(model, str(path))
     sd: dict = {}
     modules: dict = {}
