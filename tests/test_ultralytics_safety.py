@@ -52,7 +52,8 @@ def test_ema_preferred(tmp_path):
 @pytest.mark.parametrize("cls,task", [("ultralytics.nn.modules.head.Segment", "segment"),
                                       ("ultralytics.nn.modules.head.Pose", "pose"),
                                       ("ultralytics.nn.modules.head.OBB", "obb"),
-                                      ("ultralytics.nn.modules.head.Classify", "classify")])
+                                      ("ultralytics.nn.modules.head.Segment26", "segment"),
+                                      ("ultralytics.nn.modules.head.Pose26", "pose")])
 def test_task_heads_unsupported_by_name(cls, task, tmp_path):
     from zooport.model_defs.ultralytics.blocks import Detect
 
@@ -189,10 +190,61 @@ def test_fused_checkpoint_read_as_fused(tmp_path):
         assert torch.equal(m(x), ref(x))
 
 
-def test_end_to_end_detect_head_unsupported(tmp_path):
-    shaped = ultralytics_shaped(tiny_model())
-    shaped.model[-1].one2one_cv2 = torch.nn.ModuleList()  # YOLOv10-style NMS-free branch
+def test_end_to_end_head_read_with_both_branches(tmp_path):
+    """A YOLO26-style head (one2one_cv2 / one2one_cv3 copies, reg_max 1) is read, both branches kept."""
+    ref = tiny_model(end2end=True, reg_max=1)
+    with torch.no_grad():  # make the two branches differ
+        for p in ref.detect.one2one_cv3.parameters():
+            p.add_(0.1)
     p = tmp_path / "e2e.pt"
-    save_ultralytics(checkpoint(shaped), p)
-    with pytest.raises(UnsupportedError, match="end-to-end"):
+    save_ultralytics(checkpoint(ultralytics_shaped(ref)), p)
+    m = _load(p)
+    assert m.end2end and m.detect.reg_max == 1 and any(k.startswith("model.11.one2one_cv3") for k in m.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for br in ("one2many", "one2one"):
+            assert all(torch.equal(a, b) for a, b in zip(m.raw(x, br), ref.raw(x, br)))
+        assert not torch.equal(m.raw(x, "one2one")[0], m.raw(x)[0])
+        assert m.end2end_output(x, max_det=7).shape == (1, 7, 6)
+
+
+def _trainer_84(model, **extra) -> dict:
+    """The dict ultralytics 8.4's ``BaseTrainer.save_model`` writes (``model`` None, weights in ``ema``)."""
+    return checkpoint(None, ema=model, epoch=3, best_fitness=0.1, updates=12,
+                      stopper={"best_fitness": 0.1, "best_epoch": 2}, modelopt=None,
+                      optimizer={"state": {0: {"momentum_buffer": torch.zeros(3)}},
+                                 "param_groups": [{"lr": 0.01, "momentum": 0.937, "params": [0]}]},
+                      scaler={}, train_metrics={"metrics/mAP50(B)": 0.2, "fitness": 0.1}, **extra)
+
+
+@pytest.mark.parametrize("where", ["train_args", "train_metrics", "optimizer", "ema_attr", "stopper"])
+def test_payloads_in_8_4_trainer_checkpoint_execute_nothing(where, tmp_path, sentinel):
+    """Every container of an 8.4 trainer checkpoint (train_args, train_metrics, the optimizer state, an attribute
+    of a module inside ``ema``, ``stopper``) carrying an os.system gadget: refused, nothing runs."""
+    shaped = ultralytics_shaped(tiny_model(end2end=True, reg_max=1))
+    top = _trainer_84(shaped)
+    gadget = Gadget(os.system, (f"touch {sentinel}",))
+    if where == "ema_attr":
+        shaped.model[0].hook = gadget
+    elif where == "optimizer":
+        top["optimizer"]["state"][0]["momentum_buffer"] = gadget
+    elif where == "stopper":
+        top["stopper"]["best_epoch"] = gadget
+    else:
+        top[where] = {"cfg": gadget}
+    p = tmp_path / "last.pt"
+    save_ultralytics(top, p)
+    with pytest.raises(UnsafeCheckpointError, match="posix.system|os.system"):
         _load(p)
+    # the same file without the payload loads (from ema), so the refusal is the payload's
+    if where == "ema_attr":
+        del shaped.model[0].hook
+    elif where == "optimizer":
+        top["optimizer"]["state"][0]["momentum_buffer"] = torch.zeros(3)
+    elif where == "stopper":
+        top["stopper"]["best_epoch"] = 2
+    else:
+        top[where] = {}
+    save_ultralytics(top, p)
+    m = _load(p)
+    assert m.source["weights"] == "ema" and m.end2end

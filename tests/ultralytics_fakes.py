@@ -44,11 +44,15 @@ def tiny_arch(head: str = "v11") -> dict:
                  "head": head}]}
 
 
-def tiny_model(head: str = "v11", seed: int = 0):
+def tiny_model(head: str = "v11", seed: int = 0, end2end: bool = False, reg_max: int = 16):
+    """``end2end``/``reg_max``: a YOLO26-style head (one-to-one copies of both branches, reg_max 1)."""
     from zooport.model_defs.ultralytics.model import UltralyticsModel
 
     torch.manual_seed(seed)
-    m = UltralyticsModel(tiny_arch(head), {"names": ["a", "b", "c"]})
+    arch = tiny_arch(head)
+    arch["layers"][-1].update(end2end=end2end, reg_max=reg_max)
+    arch["reg_max"] = reg_max
+    m = UltralyticsModel(arch, {"names": ["a", "b", "c"]})
     with torch.no_grad():  # non-trivial BN statistics so a wrong layout shows in the outputs
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -69,7 +73,7 @@ def _names(model) -> dict:
             id(Y.Conv): "ultralytics.nn.modules.conv.Conv", id(Y.Concat): "ultralytics.nn.modules.conv.Concat",
             id(Y.SPPF): B + "SPPF", id(Y.C3): B + "C3k", id(U.C2f): B + "C2f", id(U.Bottleneck): B + "Bottleneck",
             id(U.C2PSA): B + "C2PSA", id(U.PSABlock): B + "PSABlock", id(U.Attention): B + "Attention",
-            id(U.DFL): B + "DFL", id(U.Detect): "ultralytics.nn.modules.head.Detect"}
+            id(U.DFL): B + "DFL", id(U.Detect): "ultralytics.nn.modules.head.Detect", id(U.SPPF): B + "SPPF"}
 
 
 def ultralytics_shaped(model):

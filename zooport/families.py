@@ -88,7 +88,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(
         name="ultralytics", what="an Ultralytics checkpoint", convert="zooport convert ultralytics CKPT",
         loader="zooport.converters.ultralytics.load:load_ultralytics",
-        native={"ultralytics": ("zooport.model_defs.ultralytics.model:UltralyticsModel.from_native", "detect")},
+        native={"ultralytics": ("zooport.model_defs.ultralytics.model:UltralyticsModel.from_native", "detect"),
+                "ultralytics-cls": ("zooport.model_defs.ultralytics.classify:UltralyticsClsModel.from_native",
+                                    "classify")},
         targets=("pt", "safetensors", "ultralytics"), cli_module="zooport.cli.convert_ultralytics",
         pickle_globals=("ultralytics.",), pickle_strings=("ultralytics.nn",),
         # Ultralytics' own val: conf 0.001, iou 0.7, max_det 300, YOLOv5-style multi-label NMS (objectness 1)

@@ -9,7 +9,8 @@
 - :mod:`.mmdet` -- mmcv's :func:`batched_nms` and :func:`mmdet_post` (the model's own
   ``predict`` through its ``test_cfg``, mapped back to the image); :mod:`.soft_nms` -- mmcv's
   soft-NMS (CornerNet).
-- :mod:`.ultralytics` -- :func:`non_max_suppression_anchor_free` (YOLOv8 / YOLO11 layout).
+- :mod:`.ultralytics` -- :func:`non_max_suppression_anchor_free` (YOLOv8 / YOLO11 layout), :func:`topk_end2end`
+  and :func:`filter_end2end` (YOLO26 / YOLOv10 one-to-one head, no NMS), ``scale_boxes`` (8.4's letterbox inverse).
 - :mod:`.yolov5_seg` -- YOLOv5 segmentation: :func:`non_max_suppression_seg`, :func:`process_mask`,
   :func:`predict_segments`.
 
@@ -27,7 +28,8 @@ _LAZY = {
     "do_nms_sort": "darknet", "darknet_detections": "darknet", "darknet_post": "darknet",
     "read_detections": "darknet", "correct_letterbox": "darknet",
     "batched_nms": "mmdet", "mmdet_post": "mmdet", "test_cfg_overrides": "mmdet", "soft_nms": "soft_nms",
-    "non_max_suppression_anchor_free": "ultralytics",
+    "non_max_suppression_anchor_free": "ultralytics", "topk_end2end": "ultralytics", "filter_end2end": "ultralytics",
+    "classify_topk": "ultralytics",
     "non_max_suppression_seg": "yolov5_seg", "process_mask": "yolov5_seg", "predict_segments": "yolov5_seg",
     "masks_to_original": "yolov5_seg",
 }

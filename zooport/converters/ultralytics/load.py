@@ -37,7 +37,9 @@ def to_ultralytics_state_dict(model) -> dict:
 
 
 def load_ultralytics(path: str | os.PathLike, *, names=None):
-    """Load an Ultralytics YOLOv8 / YOLO11 detection ``.pt`` into a native UltralyticsModel (eval mode).
+    """Load an Ultralytics YOLOv8 / YOLO11 / YOLO26 / YOLOv10 detection ``.pt`` into a native UltralyticsModel
+    (eval mode), or a ``ClassificationModel`` into an
+    :class:`~zooport.model_defs.ultralytics.classify.UltralyticsClsModel`.
 
     ``names``: a names file or a list overriding the checkpoint's class names (same count as its nc).
 
@@ -55,14 +57,15 @@ def load_ultralytics(path: str | os.PathLike, *, names=None):
     path = Path(path)
     ck = parse_ultralytics_checkpoint(path)
     d = _defaults(ck.modules)
+    head = ck.arch["layers"][-1]
     arch = dict(ck.arch, act=d["act"], bn_eps=d["bn_eps"], bn_momentum=d["bn_momentum"],
-                reg_max=ck.arch["layers"][-1]["reg_max"])
+                reg_max=head.get("reg_max", 16))
     if not ck.stride:
         raise CheckpointError(f"{path}: the pickled model has no 'stride' tensor")
     arch["stride"] = ck.stride
     source = {"format": "ultralytics", "file": path.name, "sha256": sha256_file(path), "weights": ck.source_key,
               "note": "EMA weights used (training checkpoint)" if ck.source_key == "ema" else
-              "released weights ('model')", "head": ck.arch["layers"][-1]["head"],
+              "released weights ('model')", "head": head.get("head", head["type"]),
               **{k: v for k, v in ck.info.items() if k in ("epoch", "date", "version")}}
     if names is not None:
         from ...parsers.names import resolve_names
@@ -70,8 +73,13 @@ def load_ultralytics(path: str | os.PathLike, *, names=None):
         names = resolve_names(names)
         if len(names) != len(ck.names):
             raise UsageError(f"{path}: {len(names)} class names given, the checkpoint has nc={len(ck.names)}")
-    meta = {"names": names or ck.names, "source": source, "input_size": ck.imgsz,
-            "preprocess": default_preprocess("letterbox", 114)}
+    meta = {"names": names or ck.names, "source": source, "input_size": ck.imgsz}
+    if head["type"] == "Classify":  # the classifier's own defaults (centre crop, no mean/std)
+        from ...model_defs.ultralytics.classify import classify_preprocess_ultralytics
+
+        meta["preprocess"] = classify_preprocess_ultralytics(ck.imgsz[0])
+    else:
+        meta["preprocess"] = default_preprocess("letterbox", 114)
     model = build_uninitialised(arch, meta)
     ov = _overrides(model, ck.modules)
     apply_overrides(model, ov)

@@ -14,6 +14,8 @@ Tensors are (B, C, H, W).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -42,12 +44,44 @@ def C3k(c1, c2, c_, blocks, *, opt):
 
 
 def make_inner(spec: dict, opt) -> nn.Module:
-    """An inner block of C2f / C3k2 / C3k from its spec:
-    ``{"type": "Bottleneck", "c1", "c2", "c_", "k": [k1, k2], "g", "add"}`` or
-    ``{"type": "C3k", "c1", "c2", "c_", "blocks": [...]}``."""
-    if spec["type"] == "C3k":
+    """An inner block of C2f / C3k2 / C3k / C2fCIB from its spec:
+    ``{"type": "Bottleneck", "c1", "c2", "c_", "k": [k1, k2], "g", "add"}``,
+    ``{"type": "C3k", "c1", "c2", "c_", "blocks": [...]}``,
+    ``{"type": "BottleneckPSA", "bottleneck": {...}, "psa": {PSABlock spec + "c"}}`` (8.4's ``C3k2(attn=True)``:
+    ``Sequential(Bottleneck, PSABlock)``) or ``{"type": "CIB", ...}`` (YOLOv10, :mod:`.blocks_v10`)."""
+    t = spec["type"]
+    if t == "C3k":
         return C3k(spec["c1"], spec["c2"], spec["c_"], spec["blocks"], opt=opt)
+    if t == "BottleneckPSA":
+        b = spec["psa"]
+        return nn.Sequential(make_inner(spec["bottleneck"], opt),
+                             PSABlock(b["c"], b["num_heads"], b["key_dim"], b["head_dim"], b["hidden"], b["add"],
+                                      opt=opt))
+    if t == "CIB":
+        from .blocks_v10 import CIB
+
+        return CIB(spec["c1"], spec["c2"], spec["c_"], spec["lk"], spec["add"], opt=opt)
     return Bottleneck(spec["c1"], spec["c2"], spec["c_"], tuple(spec["k"]), spec["add"], spec.get("g", 1), opt=opt)
+
+
+class SPPF(nn.Module):
+    """Ultralytics' SPPF: ``cv1`` (1x1 to c1/2; no activation in 8.4 yamls, ``cv1_act``), ``n`` chained
+    k x k max pools, ``cv2(cat(...))``, plus ``x`` when ``add`` (YOLO26's ``SPPF(..., shortcut=True)``)."""
+
+    def __init__(self, c1, c2, k=5, n=3, add=False, cv1_act=True, *, opt):
+        super().__init__()
+        c_ = c1 // 2
+        self.cv1 = Conv(c1, c_, 1, 1, act=cv1_act, opt=opt)
+        self.cv2 = Conv(c_ * (n + 1), c2, 1, 1, opt=opt)
+        self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+        self.n, self.add = int(n), bool(add) and c1 == c2
+
+    def forward(self, x):
+        y = [self.cv1(x)]
+        for _ in range(self.n):
+            y.append(self.m(y[-1]))
+        y = self.cv2(torch.cat(y, 1))
+        return y + x if self.add else y
 
 
 class C2f(nn.Module):
@@ -92,7 +126,7 @@ class Attention(nn.Module):
         n = h * w
         q, k, v = self.qkv(x).view(b, self.num_heads, 2 * self.key_dim + self.head_dim, n).split(
             [self.key_dim, self.key_dim, self.head_dim], dim=2)
-        attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)
+        attn = ((q * self.scale).transpose(-2, -1) @ k).softmax(dim=-1)  # 8.4's order of the scaling
         x = (v @ attn.transpose(-2, -1)).view(b, c, h, w) + self.pe(v.reshape(b, c, h, w))
         return self.proj(x)
 
@@ -153,10 +187,13 @@ class Detect(nn.Module):
     Per level ``cv2[i]`` (box: Conv 3x3, Conv 3x3, Conv2d 1x1 to 4*reg_max) and
     ``cv3[i]`` (classes, to nc). ``head`` selects the class branch generation:
     ``"v8"`` Conv 3x3, Conv 3x3, Conv2d 1x1; ``"v11"`` (DWConv 3x3, Conv 1x1) twice,
-    then Conv2d 1x1. ``c2``/``c3`` are the box/class branch widths.
+    then Conv2d 1x1 (also YOLOv10's ``v10Detect``, whose depthwise ``Conv(x, x, 3, g=x)`` is the same
+    layer). ``c2``/``c3`` are the box/class branch widths. ``reg_max`` 1 (YOLO26): no DFL, the 4 box
+    channels are the distances themselves. ``end2end`` (YOLO26, YOLOv10): a second, one-to-one copy of
+    both branches, ``one2one_cv2`` / ``one2one_cv3``, read by :meth:`heads` with ``branch="one2one"``.
     """
 
-    def __init__(self, nc, ch, c2, c3, reg_max=16, head="v11", *, stride, opt):
+    def __init__(self, nc, ch, c2, c3, reg_max=16, head="v11", end2end=False, *, stride, opt):
         super().__init__()
         self.nc, self.nl, self.reg_max, self.head = nc, len(ch), reg_max, head
         self.no = nc + 4 * reg_max
@@ -174,10 +211,21 @@ class Detect(nn.Module):
         else:
             raise ValueError(f"unknown Detect head generation {head!r}")
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self.end2end = bool(end2end)
+        if end2end:
+            self.one2one_cv2 = copy.deepcopy(self.cv2)
+            self.one2one_cv3 = copy.deepcopy(self.cv3)
 
-    def heads(self, xs: list) -> list:
-        """Per level (B, 4*reg_max + nc, H, W): box distribution logits then class logits."""
-        return [torch.cat((self.cv2[i](x), self.cv3[i](x)), 1) for i, x in enumerate(xs)]
+    def heads(self, xs: list, branch: str = "one2many") -> list:
+        """Per level (B, 4*reg_max + nc, H, W): box distribution logits then class logits, of the
+        one-to-many (``cv2``/``cv3``) or, for end-to-end heads, the one-to-one branch."""
+        if branch == "one2one":
+            if not self.end2end:
+                raise ValueError("this Detect head has no one-to-one branch")
+            cv2, cv3 = self.one2one_cv2, self.one2one_cv3
+        else:
+            cv2, cv3 = self.cv2, self.cv3
+        return [torch.cat((cv2[i](x), cv3[i](x)), 1) for i, x in enumerate(xs)]
 
     def anchors_strides(self, outs: list):
         """Cell centres (2, N) in grid units (offset 0.5) and per-anchor strides (1, N), from the shapes."""
@@ -191,18 +239,21 @@ class Detect(nn.Module):
             strs.append(torch.full((1, h * w), self.stride[i], dtype=p.dtype, device=p.device))
         return torch.cat(pts, 1), torch.cat(strs, 1)
 
-    def decode(self, outs: list) -> torch.Tensor:
-        """Ultralytics' decoded (B, 4 + nc, N): cx, cy, w, h in input pixels, then sigmoid class scores."""
+    def decode(self, outs: list, xywh: bool = True) -> torch.Tensor:
+        """Ultralytics' decoded (B, 4 + nc, N): cx, cy, w, h (``xywh``; else x1, y1, x2, y2, as the
+        one-to-one branch decodes) in input pixels, then sigmoid class scores."""
         b = outs[0].shape[0]
         x = torch.cat([p.view(b, self.no, -1) for p in outs], 2)
         box, cls = x.split((4 * self.reg_max, self.nc), 1)
         anchors, strides = self.anchors_strides(outs)
-        return torch.cat((dist2bbox(self.dfl(box), anchors.unsqueeze(0)) * strides, cls.sigmoid()), 1)
+        return torch.cat((dist2bbox(self.dfl(box), anchors.unsqueeze(0), xywh=xywh) * strides, cls.sigmoid()), 1)
 
 
-def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """(left, top, right, bottom) distances from anchor points -> (cx, cy, w, h), along ``dim``."""
+def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, dim: int = 1, xywh: bool = True) -> torch.Tensor:
+    """(left, top, right, bottom) distances from anchor points -> (cx, cy, w, h) or (x1, y1, x2, y2), along ``dim``."""
     lt, rb = distance.chunk(2, dim)
     x1y1 = anchor_points - lt
     x2y2 = anchor_points + rb
+    if not xywh:
+        return torch.cat((x1y1, x2y2), dim)
     return torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), dim)

@@ -63,7 +63,9 @@ def _layer(mname: str, c1: int, args: list, n: int, scale: str, where: str):
         return {"type": "C3k2", "c1": c1, "c2": c2, "c": c, "blocks": blocks}, c2
     if mname == "SPPF":
         c2 = args[0]
-        return {"type": "SPPF", "c1": c1, "c2": c2, "k": int(args[1]) if len(args) > 1 else 5}, c2
+        # the bundled 8.3 yamls: three pools, no residual, cv1 with its activation (8.4 drops it)
+        return {"type": "SPPF", "c1": c1, "c2": c2, "k": int(args[1]) if len(args) > 1 else 5,
+                "n": 3, "add": False, "cv1_act": True}, c2
     if mname == "C2PSA":
         c2 = args[0]
         if c1 != c2:
@@ -115,6 +117,7 @@ def arch_from_yaml(d: dict, scale: str | None = None) -> dict:
         elif mname == "Detect":
             reg_max = 16
             spec, c2 = {"type": "Detect", "nc": nc, "ch": cin, "reg_max": reg_max, "head": "v8" if legacy else "v11",
+                        "end2end": False,
                         "c2": max(16, cin[0] // 4, reg_max * 4), "c3": max(cin[0], min(nc, 100))}, None
         else:
             c2 = args[0]

@@ -38,19 +38,35 @@ def _build_layer(spec: dict, opt: B.BuildOptions, stride) -> nn.Module:
     if t == "Conv":
         return B.Conv(spec["c1"], spec["c2"], spec["k"], spec["s"], spec.get("p"), spec.get("g", 1),
                       spec.get("d", 1), act=bool(spec.get("act", True)), opt=opt)
-    if t in ("C2f", "C3k2"):
+    if t in ("C2f", "C3k2"):  # C2fCIB too (above): the same CSP body, CIB blocks
         return U.C2f(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
     if t == "SPPF":
-        return B.SPPF(spec["c1"], spec["c2"], spec["k"], opt=opt)
+        return U.SPPF(spec["c1"], spec["c2"], spec["k"], spec.get("n", 3), spec.get("add", False),
+                      spec.get("cv1_act", True), opt=opt)
+    if t == "C2fCIB":
+        return U.C2f(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
+    if t == "SCDown":
+        from .blocks_v10 import SCDown
+
+        return SCDown(spec["c1"], spec["c2"], spec["k"], spec["s"], opt=opt)
+    if t == "PSA":
+        from .blocks_v10 import PSA
+
+        return PSA(spec["c1"], spec["c"], spec["num_heads"], spec["key_dim"], spec["head_dim"], spec["hidden"],
+                   opt=opt)
     if t == "C2PSA":
         return U.C2PSA(spec["c1"], spec["c2"], spec["c"], spec["blocks"], opt=opt)
     if t == "Upsample":
         return nn.Upsample(spec.get("size"), spec.get("scale_factor"), spec.get("mode", "nearest"))
     if t == "Concat":
         return B.Concat(spec.get("d", 1))
+    if t == "Classify":
+        from ..yolov5.cls_head import Classify
+
+        return Classify(spec["c1"], spec["nc"], spec["k"], spec["s"], spec.get("p"), spec.get("g", 1), opt=opt)
     if t == "Detect":
         return U.Detect(spec["nc"], spec["ch"], spec["c2"], spec["c3"], spec.get("reg_max", 16), spec["head"],
-                        stride=stride, opt=opt)
+                        spec.get("end2end", False), stride=stride, opt=opt)
     raise ConfigError(f"unknown Ultralytics layer type {t!r}")
 
 
@@ -58,15 +74,16 @@ class UltralyticsModel(ConvBlockModel):
     """A YOLOv8 / YOLO11 detection model (any scale, any nc). See the module doc for outputs."""
 
     family = FAMILY
+    head_type = "Detect"
 
     def __init__(self, arch: dict, meta: dict | None = None):
         meta = dict(meta or {})
         arch = copy.deepcopy(arch)
         layers = arch.get("layers") or []
-        if not layers or layers[-1].get("type") != "Detect":
-            raise ConfigError("Ultralytics arch must list layers ending with a Detect layer")
+        if not layers or layers[-1].get("type") != self.head_type:
+            raise ConfigError(f"Ultralytics arch must list layers ending with a {self.head_type} layer")
         stride = arch.get("stride")
-        if not stride or len(stride) != len(layers[-1]["ch"]):
+        if not stride or (self.head_type == "Detect" and len(stride) != len(layers[-1]["ch"])):
             raise ConfigError(f"Ultralytics arch stride {stride!r} does not give one stride per Detect level")
         opt = B.BuildOptions(act=arch.get("act") or {"type": "SiLU"}, csp_act=arch.get("act") or {"type": "SiLU"},
                              bn_eps=float(arch.get("bn_eps", 1e-3)), bn_momentum=float(arch.get("bn_momentum", 0.03)))
@@ -74,8 +91,9 @@ class UltralyticsModel(ConvBlockModel):
         names = meta.get("names") or [f"class{i}" for i in range(nc)]
         if len(names) != nc:
             raise ConfigError(f"{len(names)} class names given for nc={nc}")
-        super().__init__(names=names, stride=[int(s) for s in stride], input_size=meta.get("input_size") or [640, 640],
-                         preprocess=meta.get("preprocess") or default_preprocess("letterbox", 114),
+        super().__init__(names=names, stride=[int(s) for s in stride],
+                         input_size=meta.get("input_size") or self._default_size(),
+                         preprocess=meta.get("preprocess") or self._default_preprocess(),
                          anchors=None, source=meta.get("source") or {"format": "ultralytics"})
         mods, froms, save = [], [], set()
         for i, spec in enumerate(layers):
@@ -94,6 +112,14 @@ class UltralyticsModel(ConvBlockModel):
         self.froms, self.save, self.detect_index = froms, sorted(save), len(mods) - 1
         self._adopt_arch(arch)
 
+    @staticmethod
+    def _default_size() -> list:
+        return [640, 640]
+
+    @staticmethod
+    def _default_preprocess() -> dict:
+        return default_preprocess("letterbox", 114)
+
     @property
     def detect(self) -> U.Detect:
         return self.model[self.detect_index]
@@ -110,12 +136,28 @@ class UltralyticsModel(ConvBlockModel):
                 y[i] = x
         raise AssertionError("unreachable: the last layer is Detect")
 
-    def raw(self, x: torch.Tensor) -> list:
-        return self.detect.heads(self._detect_inputs(x))
+    def raw(self, x: torch.Tensor, branch: str = "one2many") -> list:
+        """Per-level head outputs (module doc) of the one-to-many or (end-to-end heads) one-to-one branch."""
+        return self.detect.heads(self._detect_inputs(x), branch)
 
-    def decoded(self, x: torch.Tensor) -> torch.Tensor:
-        """Ultralytics' own inference output (B, 4 + nc, N) (module doc)."""
-        return self.detect.decode(self.raw(x))
+    def decoded(self, x: torch.Tensor, branch: str = "one2many") -> torch.Tensor:
+        """Ultralytics' own inference output (B, 4 + nc, N) (module doc); the one-to-one branch decodes
+        x1, y1, x2, y2 instead of cx, cy, w, h, as Ultralytics' end-to-end mode does."""
+        return self.detect.decode(self.raw(x, branch), xywh=branch != "one2one")
+
+    @property
+    def end2end(self) -> bool:
+        """True when the head has YOLO26 / YOLOv10's one-to-one branch (NMS-free output available)."""
+        return self.detect.end2end
+
+    def end2end_output(self, x: torch.Tensor, max_det: int = 300) -> torch.Tensor:
+        """Ultralytics' end-to-end output (B, min(max_det, N), 6): x1, y1, x2, y2, score, class of the
+        one-to-one branch, top-k without NMS (:func:`zooport.postprocess.ultralytics.topk_end2end`).
+
+        ``forward`` keeps the one-to-many branch (as Ultralytics 8.4's ``predict`` does unless ``nms=False``)."""
+        from ...postprocess.ultralytics import topk_end2end
+
+        return topk_end2end(self.decoded(x, "one2one"), self.detect.nc, max_det)
 
     def forward(self, x: torch.Tensor):
         outs = self.raw(x)
@@ -134,7 +176,11 @@ class UltralyticsModel(ConvBlockModel):
 
 
 def build_uninitialised(arch: dict, meta: dict | None = None) -> UltralyticsModel:
-    """An UltralyticsModel on the meta device (no memory, no init): load with ``assign=True``
-    or materialise with ``to_empty(device=...)``."""
+    """An UltralyticsModel (or, for a ``Classify`` head, an
+    :class:`~zooport.model_defs.ultralytics.classify.UltralyticsClsModel`) on the meta device (no memory, no
+    init): load with ``assign=True`` or materialise with ``to_empty(device=...)``."""
+    cls = UltralyticsModel
+    if (arch.get("layers") or [{}])[-1].get("type") == "Classify":
+        from .classify import UltralyticsClsModel as cls
     with _SkipInit():
-        return UltralyticsModel(arch, meta)
+        return cls(arch, meta)

@@ -116,7 +116,8 @@ _TORCH_NN = {
     "torch.nn.modules.dropout": ["Dropout"],
     "torch.nn.modules.flatten": ["Flatten"],
 }
-# Ultralytics (YOLOv8 / YOLO11, package ``ultralytics``): module path -> class names recorded as stand-ins.
+# Ultralytics (YOLOv8 / YOLO11 / YOLO26 / YOLOv10, package ``ultralytics`` 8.0-8.4): module path -> class names
+# recorded as stand-ins.
 # Task heads other than Detect are allowed so the reader can name them in an UnsupportedError.
 _ULTRALYTICS = {
     "ultralytics.nn.tasks": "BaseModel DetectionModel SegmentationModel PoseModel OBBModel ClassificationModel "
@@ -126,9 +127,10 @@ _ULTRALYTICS = {
     "ultralytics.nn.modules.block": "DFL Proto Bottleneck C1 C2 C2f C3 C3x C3k C3k2 C2PSA C2fPSA PSABlock "
                                     "Attention SPP SPPF SPPELAN ELAN1 RepNCSPELAN4 RepNCSP RepBottleneck ADown "
                                     "AConv CBLinear CBFuse SCDown PSA C2fCIB CIB RepVGGDW GhostBottleneck C3Ghost "
-                                    "C3TR BottleneckCSP A2C2f ABlock AAttn HGStem HGBlock".split(),
+                                    "C3TR BottleneckCSP A2C2f ABlock AAttn HGStem HGBlock Proto26 RealNVP".split(),
     "ultralytics.nn.modules.head": "Detect Segment Pose OBB Classify v10Detect WorldDetect RTDETRDecoder "
-                                   "YOLOEDetect YOLOESegment".split(),
+                                   "YOLOEDetect YOLOESegment Segment26 Pose26 OBB26 YOLOESegment26 Depth "
+                                   "SemanticSegment".split(),  # the last line: 8.4's
     "ultralytics.nn.modules.transformer": "TransformerLayer TransformerBlock MLP MLPBlock LayerNorm2d "
                                           "AIFI".split(),
     "ultralytics.utils": ["IterableSimpleNamespace"],

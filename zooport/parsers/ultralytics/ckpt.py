@@ -1,4 +1,5 @@
-"""Ultralytics YOLOv8 / YOLO11 ``.pt`` checkpoint -> plain data (tensors, explicit architecture, metadata).
+"""Ultralytics YOLOv8 / YOLO11 / YOLO26 / YOLOv10 detection ``.pt`` checkpoint -> plain data (tensors,
+explicit architecture, metadata). Pickles of ultralytics 8.0 - 8.4 (release-style and trainer-style).
 
 Pure data out, no ``nn.Module``. The file is read by the same allowlisted
 unpickler as YOLOv5 files (:mod:`zooport.parsers.pickled.allowlist`; Ultralytics
@@ -18,11 +19,16 @@ file does not store Ultralytics' ``legacy`` flag). ``Detect``'s cached
 ``arch`` layer specs (JSON): ``{"type": "Conv", "from": -1, "c1", "c2", "k", "s",
 "p", "g", "d", "act"}``, ``{"type": "C2f" | "C3k2", "c1", "c2", "c", "blocks"}``
 (blocks: ``Bottleneck`` ``{"c1", "c2", "c_", "k", "g", "add"}`` or ``C3k``
-``{"c1", "c2", "c_", "blocks"}``), ``{"type": "SPPF", "c1", "c2", "k"}``,
+``{"c1", "c2", "c_", "blocks"}``), ``{"type": "SPPF", "c1", "c2", "k", "n", "add", "cv1_act"}`` (8.4: n pools, YOLO26's residual, cv1
+without activation; 8.0-8.3 files give 3, False, True), inner ``BottleneckPSA`` ``{"bottleneck", "psa"}``
+(8.4's ``C3k2(attn=True)``), YOLOv10's ``{"type": "SCDown", "c1", "c2", "k", "s"}``, ``{"type": "PSA",
+"c1", "c", "num_heads", "key_dim", "head_dim", "hidden"}``, ``C2fCIB`` (a C2f of ``CIB`` blocks ``{"c1", "c2",
+"c_", "lk", "add"}``),
 ``{"type": "C2PSA", "c1", "c2", "c", "blocks": [{"num_heads", "key_dim",
 "head_dim", "hidden", "add"}]}``, ``{"type": "Upsample", "size",
 "scale_factor", "mode"}``, ``{"type": "Concat", "d"}``, ``{"type": "Detect",
-"nc", "ch", "c2", "c3", "reg_max", "head": "v8" | "v11"}``.
+"nc", "ch", "c2", "c3", "reg_max", "head": "v8" | "v11", "end2end"}`` (``end2end``: the head has
+YOLO26 / YOLOv10's one-to-one copies ``one2one_cv2`` / ``one2one_cv3``; ``v10Detect`` reads as ``v11``).
 """
 from __future__ import annotations
 
@@ -38,11 +44,13 @@ from ..pickled.allowlist import StandIn
 
 _TASKS = "ultralytics.nn.tasks."
 # pickled head / model classes of tasks zooport does not build -> the task they belong to
-_OTHER_HEADS = {"Segment": "segment", "Pose": "pose", "OBB": "obb (oriented boxes)", "Classify": "classify",
-                "v10Detect": "YOLOv10 end-to-end detect", "WorldDetect": "YOLO-World detect",
+_OTHER_HEADS = {"Segment": "segment", "Pose": "pose", "OBB": "obb (oriented boxes)", "Segment26": "segment",
+                "Pose26": "pose", "OBB26": "obb (oriented boxes)", "Depth": "depth", "SemanticSegment": "semantic",
+                "YOLOESegment26": "YOLOE segment",
+                "WorldDetect": "YOLO-World detect",
                 "RTDETRDecoder": "RT-DETR detect", "YOLOEDetect": "YOLOE detect", "YOLOESegment": "YOLOE segment"}
 _OTHER_MODELS = {"SegmentationModel": "segment", "PoseModel": "pose", "OBBModel": "obb (oriented boxes)",
-                 "ClassificationModel": "classify", "WorldModel": "YOLO-World", "RTDETRDetectionModel": "RT-DETR"}
+                 "WorldModel": "YOLO-World", "RTDETRDetectionModel": "RT-DETR"}
 
 
 @dataclass
@@ -103,8 +111,32 @@ def _conv(node, where) -> dict:
             "act": not (isinstance(act, StandIn) and act.foreign == "torch.nn.modules.linear.Identity")}
 
 
+def _psa_block(blk, w) -> dict:
+    """Spec of a pickled PSABlock (attention sizes from its attributes, ffn width from its weight)."""
+    if _short(blk) != "PSABlock":
+        raise UnsupportedError(f"{w}: {blk.foreign} is not supported here (expected PSABlock)")
+    at = _child(blk, "attn", w)
+    ffn0 = _conv(_seq(_child(blk, "ffn", w), w + ".ffn")[0], w + ".ffn.0")
+    return {"num_heads": _int(at.get("num_heads"), w + ".attn", "num_heads"),
+            "key_dim": _int(at.get("key_dim"), w + ".attn", "key_dim"),
+            "head_dim": _int(at.get("head_dim"), w + ".attn", "head_dim"),
+            "hidden": ffn0["c2"], "add": bool(blk.get("add", True)), "c": ffn0["c1"]}
+
+
 def _inner(node, where) -> dict:
     kind = _short(node)
+    if kind == "Sequential":  # 8.4's C3k2(attn=True) block: Sequential(Bottleneck, PSABlock)
+        kids = _seq(node, where)
+        if len(kids) != 2 or _short(kids[0]) != "Bottleneck":
+            raise UnsupportedError(f"{where}: inner Sequential is not (Bottleneck, PSABlock)")
+        return {"type": "BottleneckPSA", "bottleneck": _inner(kids[0], where + ".0"),
+                "psa": _psa_block(kids[1], where + ".1")}
+    if kind == "CIB":  # YOLOv10
+        cv = _seq(_child(node, "cv1", where), where + ".cv1")
+        first, mid = _conv(cv[0], where + ".cv1.0"), _conv(cv[1], where + ".cv1.1")
+        lk = _short(cv[2]) == "RepVGGDW"
+        return {"type": "CIB", "c1": first["c1"], "c2": _conv(cv[3], where + ".cv1.3")["c2"],
+                "c_": mid["c2"] // 2, "lk": lk, "add": bool(node.get("add", False))}
     if kind == "Bottleneck":
         a, b = _conv(_child(node, "cv1", where), where + ".cv1"), _conv(_child(node, "cv2", where), where + ".cv2")
         return {"type": "Bottleneck", "c1": a["c1"], "c2": b["c2"], "c_": a["c2"],
@@ -114,14 +146,15 @@ def _inner(node, where) -> dict:
         m = _child(node, "m", where)
         return {"type": "C3k", "c1": a["c1"], "c2": c["c2"], "c_": a["c2"],
                 "blocks": [_inner(b, f"{where}.m.{j}") for j, b in enumerate(_seq(m, where + ".m"))]}
-    raise UnsupportedError(f"{where}: inner block {node.foreign} is not supported (expected Bottleneck or C3k)")
+    raise UnsupportedError(f"{where}: inner block {node.foreign} is not supported (expected Bottleneck, C3k, CIB "
+                           f"or Sequential(Bottleneck, PSABlock))")
 
 
 def _layer(node, where) -> dict:
     kind = _short(node)
     if kind in ("Conv", "DWConv"):
         return {"type": "Conv", **_conv(node, where)}
-    if kind in ("C2f", "C3k2"):
+    if kind in ("C2f", "C3k2", "C2fCIB"):
         a, b = _conv(_child(node, "cv1", where), where + ".cv1"), _conv(_child(node, "cv2", where), where + ".cv2")
         m = _child(node, "m", where)
         return {"type": kind, "c1": a["c1"], "c2": b["c2"], "c": a["c2"] // 2,
@@ -131,20 +164,25 @@ def _layer(node, where) -> dict:
         k = _child(node, "m", where).get("kernel_size", 5)
         if a["c2"] != a["c1"] // 2:
             raise UnsupportedError(f"{where}: SPPF hidden width {a['c2']} is not c1/2 = {a['c1'] // 2}")
-        return {"type": "SPPF", "c1": a["c1"], "c2": b["c2"], "k": _int(_pair(k), where, "kernel_size")}
+        # 8.4 adds n (pool count), add (YOLO26's residual) and drops cv1's activation; 8.0-8.3 have none of them
+        return {"type": "SPPF", "c1": a["c1"], "c2": b["c2"], "k": _int(_pair(k), where, "kernel_size"),
+                "n": _int(node.get("n", 3), where, "n"), "add": bool(node.get("add", False)), "cv1_act": a["act"]}
+    if kind == "SCDown":
+        a, b = _conv(_child(node, "cv1", where), where + ".cv1"), _conv(_child(node, "cv2", where), where + ".cv2")
+        return {"type": "SCDown", "c1": a["c1"], "c2": b["c2"], "k": b["k"], "s": b["s"]}
+    if kind == "PSA":
+        a = _conv(_child(node, "cv1", where), where + ".cv1")
+        at = _child(node, "attn", where)
+        ffn0 = _conv(_seq(_child(node, "ffn", where), where + ".ffn")[0], where + ".ffn.0")
+        return {"type": "PSA", "c1": a["c1"], "c": a["c2"] // 2, "hidden": ffn0["c2"],
+                **{k: _int(at.get(k), where + ".attn", k) for k in ("num_heads", "key_dim", "head_dim")}}
     if kind == "C2PSA":
         a, b = _conv(_child(node, "cv1", where), where + ".cv1"), _conv(_child(node, "cv2", where), where + ".cv2")
         blocks = []
         for j, blk in enumerate(_seq(_child(node, "m", where), where + ".m")):
-            w = f"{where}.m.{j}"
-            if _short(blk) != "PSABlock":
-                raise UnsupportedError(f"{w}: {blk.foreign} is not supported inside C2PSA (expected PSABlock)")
-            at = _child(blk, "attn", w)
-            ffn0 = _conv(_seq(_child(blk, "ffn", w), w + ".ffn")[0], w + ".ffn.0")
-            blocks.append({"num_heads": _int(at.get("num_heads"), w + ".attn", "num_heads"),
-                           "key_dim": _int(at.get("key_dim"), w + ".attn", "key_dim"),
-                           "head_dim": _int(at.get("head_dim"), w + ".attn", "head_dim"),
-                           "hidden": ffn0["c2"], "add": bool(blk.get("add", True))})
+            spec = _psa_block(blk, f"{where}.m.{j}")
+            spec.pop("c")
+            blocks.append(spec)
         return {"type": "C2PSA", "c1": a["c1"], "c2": b["c2"], "c": a["c2"] // 2, "blocks": blocks}
     if kind == "Upsample":
         sf = node.get("scale_factor")
@@ -152,11 +190,18 @@ def _layer(node, where) -> dict:
                 "mode": str(node.get("mode", "nearest"))}
     if kind == "Concat":
         return {"type": "Concat", "d": _int(node.get("d", 1), where, "d")}
-    if kind == "Detect":
+    if kind in ("Detect", "v10Detect"):
         return _detect(node, where)
+    if kind == "Classify":
+        c = _conv(_child(node, "conv", where), where + ".conv")
+        w = (_child(node, "linear", where).get("_parameters") or {}).get("weight")
+        if not isinstance(w, torch.Tensor) or w.dim() != 2:
+            raise CheckpointError(f"{where}.linear: no 2-d weight")
+        return {"type": "Classify", "c1": c["c1"], "k": c["k"], "s": c["s"], "p": c["p"], "g": c["g"],
+                "nc": int(w.shape[0])}
     if kind in _OTHER_HEADS:
         raise UnsupportedError(f"{where}: Ultralytics head {node.foreign} ({_OTHER_HEADS[kind]} task) is not "
-                               f"supported; zooport reads Ultralytics detection models (Detect head) only")
+                               f"supported; zooport reads Ultralytics detection (Detect, v10Detect) and classification models only")
     raise UnsupportedError(f"{where}: Ultralytics module {node.foreign} is not supported (zooport builds Conv, "
                            f"DWConv, C2f, C3k2, C3k, SPPF, C2PSA, Upsample, Concat and Detect)")
 
@@ -166,9 +211,10 @@ def _detect(node, where) -> dict:
     cv3 = [_seq(b, f"{where}.cv3.{i}") for i, b in enumerate(_seq(_child(node, "cv3", where), where + ".cv3"))]
     if not cv2 or len(cv2) != len(cv3):
         raise CheckpointError(f"{where}: Detect has {len(cv2)} box and {len(cv3)} class branches")
-    if "one2one_cv2" in node.children or node.get("end2end") is True:
-        raise UnsupportedError(f"{where}: Ultralytics head {node.foreign} is an end-to-end (NMS-free, one-to-one) "
-                               f"head; zooport reads the standard Detect head only")
+    # YOLO26 / YOLOv10: a one-to-one copy of both branches (8.4 may set it to None after fuse())
+    end2end = isinstance(node.children.get("one2one_cv2"), StandIn)
+    if end2end and not isinstance(node.children.get("one2one_cv3"), StandIn):
+        raise CheckpointError(f"{where}: end-to-end head has one2one_cv2 but no one2one_cv3")
     reg_max = _int(node.get("reg_max", 16), where, "reg_max")
     nc = _int(node.get("nc"), where, "nc")
     first = cv3[0][0]
@@ -182,7 +228,7 @@ def _detect(node, where) -> dict:
     else:
         raise UnsupportedError(f"{where}.cv3.0.0: class branch starts with {first.foreign}; expected Conv "
                                f"(YOLOv8) or Sequential(DWConv, Conv) (YOLO11)")
-    return {"type": "Detect", "nc": nc, "reg_max": reg_max, "head": head,
+    return {"type": "Detect", "nc": nc, "reg_max": reg_max, "head": head, "end2end": end2end,
             "ch": [_conv(b[0], f"{where}.cv2.{i}.0")["c1"] for i, b in enumerate(cv2)],
             "c2": _conv(cv2[0][0], where + ".cv2.0.0")["c2"], "c3": c3}
 
@@ -209,8 +255,8 @@ def arch_from_tree(model: StandIn, where: str) -> dict:
             raise CheckpointError(f"{lw}: 'f' (from) is {f!r}, expected an int or a list of ints")
         spec["from"] = f
         layers.append(spec)
-    if not layers or layers[-1]["type"] != "Detect":
-        raise CheckpointError(f"{where}: the model does not end with a Detect head")
+    if not layers or layers[-1]["type"] not in ("Detect", "Classify"):
+        raise CheckpointError(f"{where}: the model does not end with a Detect or Classify head")
     # a model saved after Ultralytics' fuse(): its Conv/DWConv blocks lost 'bn' (the conv gained a bias)
     fused = any(_short(n) in ("Conv", "DWConv") and (not isinstance(n.children.get("bn"), StandIn) or
                                                     n.children["bn"].foreign.endswith(".Identity"))
@@ -230,7 +276,7 @@ def parse_ultralytics_checkpoint(path: str | os.PathLike) -> UltralyticsCheckpoi
     short = _short(model)
     if short in _OTHER_MODELS:
         raise UnsupportedError(f"{path}: {model.foreign} ({_OTHER_MODELS[short]} task) is not supported; "
-                               f"zooport reads Ultralytics detection models (Detect head) only")
+                               f"zooport reads Ultralytics detection (Detect, v10Detect) and classification models only")
     arch = arch_from_tree(model, str(path))
     sd: dict = {}
     modules: dict = {}
