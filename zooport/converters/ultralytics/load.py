@@ -50,7 +50,7 @@ def load_ultralytics(path: str | os.PathLike, *, names=None):
     pose, OBB and classify models raise :class:`~zooport.errors.UnsupportedError`.
     """
     from ...model_defs.base import default_preprocess
-    from ...model_defs.ultralytics.model import build_uninitialised
+    from ...model_defs.ultralytics.build import build_uninitialised
     from ...model_defs.yolov5.model import apply_overrides
     from ...parsers.ultralytics.ckpt import parse_ultralytics_checkpoint
 

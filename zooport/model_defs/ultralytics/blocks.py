@@ -48,7 +48,7 @@ def make_inner(spec: dict, opt) -> nn.Module:
     ``{"type": "Bottleneck", "c1", "c2", "c_", "k": [k1, k2], "g", "add"}``,
     ``{"type": "C3k", "c1", "c2", "c_", "blocks": [...]}``,
     ``{"type": "BottleneckPSA", "bottleneck": {...}, "psa": {PSABlock spec + "c"}}`` (8.4's ``C3k2(attn=True)``:
-    ``Sequential(Bottleneck, PSABlock)``) or ``{"type": "CIB", ...}`` (YOLOv10, :mod:`.blocks_v10`)."""
+    ``Sequential(Bottleneck, PSABlock)``) or ``{"type": "CIB", ...}`` (YOLOv10)."""
     t = spec["type"]
     if t == "C3k":
         return C3k(spec["c1"], spec["c2"], spec["c_"], spec["blocks"], opt=opt)
@@ -58,8 +58,6 @@ def make_inner(spec: dict, opt) -> nn.Module:
                              PSABlock(b["c"], b["num_heads"], b["key_dim"], b["head_dim"], b["hidden"], b["add"],
                                       opt=opt))
     if t == "CIB":
-        from .blocks_v10 import CIB
-
         return CIB(spec["c1"], spec["c2"], spec["c_"], spec["lk"], spec["add"], opt=opt)
     return Bottleneck(spec["c1"], spec["c2"], spec["c_"], tuple(spec["k"]), spec["add"], spec.get("g", 1), opt=opt)
 
@@ -257,3 +255,32 @@ def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, dim: int = 1,
     if not xywh:
         return torch.cat((x1y1, x2y2), dim)
     return torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), dim)
+
+
+class RepVGGDW(nn.Module):
+    """``SiLU(conv(x) + conv1(x))``: depthwise 7x7 and 3x3 convs (each conv + BN, no activation), unfused form."""
+
+    def __init__(self, ed, *, opt):
+        super().__init__()
+        self.conv = Conv(ed, ed, 7, 1, 3, g=ed, act=False, opt=opt)
+        self.conv1 = Conv(ed, ed, 3, 1, 1, g=ed, act=False, opt=opt)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return self.act(self.conv(x) + self.conv1(x))
+
+
+class CIB(nn.Module):
+    """Compact inverted block: ``cv1`` = Sequential(dw 3x3 c1, 1x1 to 2c_, RepVGGDW(2c_) when ``lk`` else
+    dw 3x3, 1x1 to c2, dw 3x3 c2); plus ``x`` when ``add``."""
+
+    def __init__(self, c1, c2, c_, lk=False, add=True, *, opt):
+        super().__init__()
+        self.cv1 = nn.Sequential(
+            Conv(c1, c1, 3, g=c1, opt=opt), Conv(c1, 2 * c_, 1, opt=opt),
+            RepVGGDW(2 * c_, opt=opt) if lk else Conv(2 * c_, 2 * c_, 3, g=2 * c_, opt=opt),
+            Conv(2 * c_, c2, 1, opt=opt), Conv(c2, c2, 3, g=c2, opt=opt))
+        self.add = bool(add) and c1 == c2
+
+    def forward(self, x):
+        return x + self.cv1(x) if self.add else self.cv1(x)

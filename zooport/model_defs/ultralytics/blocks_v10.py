@@ -1,4 +1,5 @@
-"""YOLOv10's blocks as Ultralytics (8.1+) defines them: ``SCDown``, ``CIB`` (inside ``C2fCIB``), ``RepVGGDW``, ``PSA``.
+"""YOLOv10's blocks as Ultralytics (8.1+) defines them: ``SCDown`` and ``PSA`` (``CIB`` and ``RepVGGDW``, the inner
+blocks of ``C2fCIB``, live in :mod:`.blocks` with the other inner blocks).
 
 Submodule names equal Ultralytics' so state-dict keys match; sizes are explicit (from a pickled
 module tree or the yaml builder). Tensors are (B, C, H, W).
@@ -23,35 +24,6 @@ class SCDown(nn.Module):
 
     def forward(self, x):
         return self.cv2(self.cv1(x))
-
-
-class RepVGGDW(nn.Module):
-    """``SiLU(conv(x) + conv1(x))``: depthwise 7x7 and 3x3 convs (each conv + BN, no activation), unfused form."""
-
-    def __init__(self, ed, *, opt):
-        super().__init__()
-        self.conv = Conv(ed, ed, 7, 1, 3, g=ed, act=False, opt=opt)
-        self.conv1 = Conv(ed, ed, 3, 1, 1, g=ed, act=False, opt=opt)
-        self.act = nn.SiLU()
-
-    def forward(self, x):
-        return self.act(self.conv(x) + self.conv1(x))
-
-
-class CIB(nn.Module):
-    """Compact inverted block: ``cv1`` = Sequential(dw 3x3 c1, 1x1 to 2c_, RepVGGDW(2c_) when ``lk`` else
-    dw 3x3, 1x1 to c2, dw 3x3 c2); plus ``x`` when ``add``."""
-
-    def __init__(self, c1, c2, c_, lk=False, add=True, *, opt):
-        super().__init__()
-        self.cv1 = nn.Sequential(
-            Conv(c1, c1, 3, g=c1, opt=opt), Conv(c1, 2 * c_, 1, opt=opt),
-            RepVGGDW(2 * c_, opt=opt) if lk else Conv(2 * c_, 2 * c_, 3, g=2 * c_, opt=opt),
-            Conv(2 * c_, c2, 1, opt=opt), Conv(c2, c2, 3, g=c2, opt=opt))
-        self.add = bool(add) and c1 == c2
-
-    def forward(self, x):
-        return x + self.cv1(x) if self.add else self.cv1(x)
 
 
 class PSA(nn.Module):

@@ -160,7 +160,7 @@ def create_ultralytics(name: str = "yolo11n", num_classes: int | None = None, na
     import warnings
 
     from ...errors import UsageError
-    from .model import UltralyticsModel, build_uninitialised
+    from .model import UltralyticsModel
 
     if nc is not None:
         warnings.warn("create_ultralytics(nc=) is deprecated; use num_classes=", DeprecationWarning, stacklevel=2)
@@ -184,3 +184,15 @@ def create_ultralytics(name: str = "yolo11n", num_classes: int | None = None, na
             a[-1].bias.fill_(1.0)
             b[-1].bias.fill_(math.log(5 / det.nc / (640 / s) ** 2))
     return model.eval()
+
+
+def build_uninitialised(arch: dict, meta: dict | None = None):
+    """An :class:`~.model.UltralyticsModel` (or, for a ``Classify`` head, an
+    :class:`~.classify.UltralyticsClsModel`) on the meta device (no memory, no init): load with
+    ``assign=True`` or materialise with ``to_empty(device=...)``."""
+    from .classify import UltralyticsClsModel
+    from .model import UltralyticsModel, _SkipInit
+
+    cls = UltralyticsClsModel if (arch.get("layers") or [{}])[-1].get("type") == "Classify" else UltralyticsModel
+    with _SkipInit():
+        return cls(arch, meta)

@@ -170,17 +170,7 @@ class UltralyticsModel(ConvBlockModel):
     # -- conversion (fuse / native_arch: ConvBlockModel) -------------------------------------
     @classmethod
     def from_native(cls, arch: dict, meta: dict) -> "UltralyticsModel":
-        model = build_uninitialised(arch, meta)
+        with _SkipInit():
+            model = cls(arch, meta)
         model.to_empty(device="cpu")
         return model
-
-
-def build_uninitialised(arch: dict, meta: dict | None = None) -> UltralyticsModel:
-    """An UltralyticsModel (or, for a ``Classify`` head, an
-    :class:`~zooport.model_defs.ultralytics.classify.UltralyticsClsModel`) on the meta device (no memory, no
-    init): load with ``assign=True`` or materialise with ``to_empty(device=...)``."""
-    cls = UltralyticsModel
-    if (arch.get("layers") or [{}])[-1].get("type") == "Classify":
-        from .classify import UltralyticsClsModel as cls
-    with _SkipInit():
-        return cls(arch, meta)
