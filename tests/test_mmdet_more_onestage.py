@@ -172,15 +172,15 @@ def test_ghm_training_buffers_are_read_and_ignored(tmp_path):
 
 
 def test_unknown_head_is_named(tmp_path):
-    """RepPointsV2 exists only in its authors' fork of an old MMDetection: a clear error naming the type."""
+    """A head type zooport does not build: a clear error naming the type."""
     import json
 
     from zooport.converters.mmdet.load import build_model
     from zooport.errors import ConfigError
 
     cfg = json.loads(asset("golden/mmdet-more/paa_r18s_fpn/config.json").read_text())
-    cfg["bbox_head"]["type"] = "RepPointsV2Head"
-    with pytest.raises(ConfigError, match="RepPointsV2Head"):
+    cfg["bbox_head"]["type"] = "NoSuchHead"
+    with pytest.raises(ConfigError, match="NoSuchHead"):
         build_model({"model": cfg})
 
 

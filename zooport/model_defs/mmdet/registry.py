@@ -15,6 +15,7 @@ from .heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from .mobilenet import MobileNetV2
 from .paa import PAAHead
 from .reppoints import RepPointsHead
+from .reppoints_v2 import RepPointsV2Head
 from .sabl_retina import SABLRetinaHead
 from .vfnet import VFNetHead
 from .resnet import ResNet
@@ -30,7 +31,7 @@ NECKS = {"FPN": FPN, "YOLOXPAFPN": YOLOXPAFPN, "YOLOV3Neck": YOLOV3Neck, "SSDNec
 HEADS = {"RetinaHead": RetinaHead, "PISARetinaHead": RetinaHead, "FCOSHead": FCOSHead, "ATSSHead": ATSSHead,
          "GFLHead": GFLHead, "YOLOXHead": YOLOXHead, "YOLOV3Head": YOLOV3Head, "SSDHead": SSDHead, "PAAHead": PAAHead,
          "SABLRetinaHead": SABLRetinaHead, "VFNetHead": VFNetHead,
-         "RepPointsHead": RepPointsHead, "GARetinaHead": GARetinaHead,
+         "RepPointsHead": RepPointsHead, "RepPointsV2Head": RepPointsV2Head, "GARetinaHead": GARetinaHead,
          "CornerHead": CornerHead, "CentripetalHead": CentripetalHead}
 DETECTORS = {"RetinaNet", "FCOS", "ATSS", "GFL", "YOLOX", "YOLOV3", "SingleStageDetector", "PAA", "VFNet", "RepPointsDetector", "CornerNet"}
 
