@@ -31,7 +31,8 @@ class ConvFCBBoxHead(nn.Module):
     def __init__(self, cfg: dict, where: str = "roi_head.bbox_head"):
         super().__init__()
         cfg = {**NAMED.get(cfg.get("type"), {}), **cfg}
-        reject_unsupported(cfg, {"with_avg_pool": False, "reg_decoded_bbox": False, "predict_box_type": "hbox"}, where)
+        # reg_decoded_bbox only changes the loss (options.TRAINING_ONLY)
+        reject_unsupported(cfg, {"with_avg_pool": False, "predict_box_type": "hbox"}, where)
         for k in ("reg_predictor_cfg", "cls_predictor_cfg"):
             if (cfg.get(k) or {"type": "Linear"}).get("type") != "Linear":
                 raise ConfigError(f"{where}: {k} type {cfg[k].get('type')!r} is not supported (only Linear)")

@@ -10,6 +10,7 @@ import torch
 from ...errors import ConfigError
 from ..base import Detector
 from .common import fuse_modules
+from .options import check_detector_keys
 from .registry import BACKBONES, DETECTORS, HEADS, NECKS, TWO_STAGE, build_component, native_kwargs, preprocess_spec
 
 
@@ -20,6 +21,7 @@ class MMDetModel(Detector):
         t = model_cfg.get("type")
         if t not in DETECTORS:
             raise ConfigError(f"model: unknown detector type {t!r}; supported: {sorted(DETECTORS | TWO_STAGE)}")
+        check_detector_keys(model_cfg)
         head_cfg = dict(model_cfg.get("bbox_head") or {})
         test_cfg = copy.deepcopy(model_cfg.get("test_cfg") or head_cfg.get("test_cfg") or {})
         head_cfg["test_cfg"] = test_cfg

@@ -48,8 +48,10 @@ def build_component(registry: dict, cfg, where: str):
         t = t[len("mmdet."):]
     if t not in registry:
         raise ConfigError(f"model.{where}: unknown module type {t!r}; supported: {sorted(registry)}")
+    from .options import build_checked
+
     try:
-        return registry[t](cfg, f"model.{where}")
+        return build_checked(registry[t], cfg, t, f"model.{where}")
     except KeyError as e:
         raise ConfigError(f"model.{where} ({t}): missing required argument {e}") from None
 

@@ -32,6 +32,7 @@ from torch import nn
 from ...errors import ConfigError
 from ..base import Detector
 from .one_stage import MMDetModel
+from .options import build_checked, check_detector_keys
 from .registry import BACKBONES, NECKS, TWO_STAGE, build_component, native_kwargs, preprocess_spec
 from .roi_heads import ROI_HEADS, CascadeRoIHead
 from .rpn import RPNHead
@@ -48,6 +49,7 @@ class TwoStageDetector(Detector):
         t = model_cfg.get("type")
         if t not in TWO_STAGE:
             raise ConfigError(f"model: unknown two-stage detector type {t!r}; supported: {sorted(TWO_STAGE)}")
+        check_detector_keys(model_cfg)
         for k in ("rpn_head", "roi_head"):
             if not isinstance(model_cfg.get(k), dict):
                 raise ConfigError(f"model.{k}: missing (a {t} needs an RPN head and a RoI head)")
@@ -72,11 +74,11 @@ class TwoStageDetector(Detector):
             self.neck = nn.ModuleList([build_component(registry, n, f"neck.{i}") for i, n in enumerate(necks)])
         else:
             self.neck = build_component(registry, necks, "neck") if necks else None
-        self.rpn_head = RPNHead(model_cfg["rpn_head"], "model.rpn_head")
+        self.rpn_head = build_component({"RPNHead": RPNHead}, model_cfg["rpn_head"], "rpn_head")
         rt = roi_cfg.get("type")
         if rt not in ROI_HEADS:
             raise ConfigError(f"model.roi_head: unknown module type {rt!r}; supported: {sorted(ROI_HEADS)}")
-        self.roi_head = ROI_HEADS[rt](roi_cfg, "roi_head")
+        self.roi_head = build_checked(ROI_HEADS[rt], roi_cfg, rt, "roi_head", label="model.roi_head")
         if isinstance(self.roi_head, CascadeRoIHead) != (t == "CascadeRCNN"):
             raise ConfigError(f"model: {t} with a {rt} is not supported (CascadeRCNN pairs with CascadeRoIHead)")
         # the RoI feature strides: the input must be a multiple of the largest (MMDetection pads to 32);
