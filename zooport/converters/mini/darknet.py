@@ -203,12 +203,12 @@ def check_widths(plan, kind: str, where: str) -> int:
 def build_model(arch, mini_sd: dict, where: str, names=None):
     """The native DarknetModel of ``arch`` holding ``mini_sd``'s tensors (strict)."""
     from ...model_defs.darknet.model import DarknetModel
-    from ..darknet.meta import model_metadata, resolve_names
+    from ..darknet.meta import model_metadata, cfg_names
     from ..native import load_state_dict_strict
 
     cfg, plan = native_cfg(arch)
     sd = mini_to_darknet_state_dict(mini_sd, plan, arch.kind, where)
-    names_list = resolve_names(names, plan)
+    names_list = cfg_names(names, plan)
     model = DarknetModel(cfg, plan, names=names_list,
                          source={"format": "mmdet-mini", "file": os.path.basename(where), "kind": arch.kind})
     for key, value in model_metadata(cfg, plan).items():

@@ -24,6 +24,7 @@ TRAINING_ONLY_BY_TYPE = {
     "VFNetHead": {"center_sampling", "center_sample_radius", "use_vfl", "use_atss_train"},  # loss / targets
     "PAAHead": {"topk"},  # the top-k of the PAA assignment (training)
     "RepPointsHead": {"point_base_scale"},  # PointAssigner scale (training targets)
+    "RepPointsV2Head": {"point_base_scale", "gradient_mul"},  # training targets; gradient scaling only
     "GARetinaHead": {"approx_anchor_generator"},  # approximate anchors: training targets only
     "SABLRetinaHead": {"approx_anchor_generator"},
     "CascadeRoIHead": {"stage_loss_weights"},
