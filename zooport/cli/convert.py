@@ -78,3 +78,16 @@ def output_path(args, target: str, beside, inputs):
 
     out = args.output if args.output else default_output(beside, target, inputs)
     return output_file(out, inputs)
+
+
+def write_model(model, out, target: str, foreign: str, to_state_dict) -> None:
+    """Write a loaded model as ``target``: its family's own state dict (``target == foreign``, floats as float32,
+    through ``to_state_dict(model)``) or a native checkpoint (pt / safetensors). Atomic either way."""
+    if target == foreign:
+        from .._io import save_torch
+
+        save_torch({k: v.float() if v.is_floating_point() else v for k, v in to_state_dict(model).items()}, out)
+    else:
+        from ..converters.native import save_native
+
+        save_native(model, out, target)

@@ -60,7 +60,7 @@ def check_args(args) -> None:
 
 def _run(args) -> int:
     from ..errors import UsageError
-    from .convert import output_path, resolve_target
+    from .convert import output_path, resolve_target, write_model
 
     t0 = time.perf_counter()
     target = resolve_target(args, "yolov5", SUPPORTED)
@@ -87,15 +87,7 @@ def _run(args) -> int:
     with progress(total=2, desc="convert yolov5", unit="step") as bar:
         model = load_yolov5(args.checkpoint, names=args.names)
         bar.update(1)
-        if target == "yolov5":
-            from .._io import save_torch
-
-            sd = {k: v.float() if v.is_floating_point() else v for k, v in to_yolov5_state_dict(model).items()}
-            save_torch(sd, out)
-        else:
-            from ..converters.native import save_native
-
-            save_native(model, out, target)
+        write_model(model, out, target, "yolov5", to_yolov5_state_dict)
         bar.update(1)
     report_written(out, target, t0)
     return 0
