@@ -23,7 +23,7 @@ def feature_maps(model, image, layers, **predictor_kw) -> dict:
     from .flops import _groups
 
     pred = Predictor(model, **predictor_kw)
-    img, _ = as_image(image)
+    img, _ = as_image(image, pred.decoder)
     x, _to_image = pred.preprocess(img)
     rows = {str(i): m for i, _t, m in _groups(pred.model)}
     want = [str(v) for v in layers]

@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference backend")
     p.add_argument("--resize-interp", choices=["darknet", "opencv"], default="darknet",
                    help="resize models: Darknet's own bilinear (default, as darknet detector test) or OpenCV's")
+    p.add_argument("--decoder", choices=["auto", "opencv", "stb"], default="auto",
+                   help="JPEG decoding: stb (bit for bit as Darknet's stb_image), opencv, or auto (default: stb "
+                   "for a Darknet model run the Darknet way, else opencv)")
     p.add_argument("--names", metavar="FILE", help="class names file for a Darknet MODEL")
     p.add_argument("--save-json", action="store_true", help="write DIR/predictions.json")
     p.add_argument("--save-txt", action="store_true", help="write YOLO-format DIR/labels/<stem>.txt per image")
@@ -79,7 +82,8 @@ def _run(args) -> int:
 
     imgsz = None if args.imgsz is None else (args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz)
     pred = Predictor(model, imgsz=imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det, classes=args.classes,
-                     square=args.square, backend=args.backend, names=args.names, resize_interp=args.resize_interp)
+                     square=args.square, backend=args.backend, names=args.names, resize_interp=args.resize_interp,
+                     decoder=args.decoder)
     res = run_sources(pred, sources, out, draw=not args.no_draw, save_json=args.save_json,
                       save_txt=args.save_txt, save_conf=args.save_conf, ext=args.ext,
                       progress=not args.no_progress and sys.stderr.isatty())

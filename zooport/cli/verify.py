@@ -56,6 +56,9 @@ def register(sub) -> None:
                    "MMDetection models)")
     r.add_argument("--postprocess", choices=["yolov5", "darknet", "mmdet"], help="post-processing flavour "
                    "(default by family: Darknet detector valid, MMDetection test_cfg, else YOLOv5 val.py)")
+    r.add_argument("--decoder", choices=["auto", "opencv", "stb"], default="auto",
+                   help="JPEG decoding: stb (bit for bit as Darknet's stb_image, whose pixels Darknet's own mAP "
+                   "comes from), opencv, or auto (default: stb with Darknet post-processing, else opencv)")
     r.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
                    help="inference backend (default auto: onnxruntime when installed and the model exports "
                    "to it on the CPU, else torch)")
@@ -186,7 +189,7 @@ def _run(args) -> int:
                      imgsz=args.imgsz, batch=args.batch, workers=args.workers, conf=args.conf, iou=args.iou,
                      max_det=args.max_det, preprocess=args.preprocess, postprocess=args.postprocess,
                      backend=args.backend, device=args.device, class_map=args.class_map, skip_bad=args.skip_bad,
-                     shard=args.shard, progress=progress, names=args.names,
+                     shard=args.shard, progress=progress, names=args.names, decoder=args.decoder,
                      # under torchrun every rank runs its shard and rank 0 scores
                      distributed=not args.shard and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     if res.partial is not None:

@@ -18,14 +18,14 @@ from .data import BadImage, read_image, skip_or_raise
 from .preprocess import preprocess_mmdet
 
 
-def _load(rec, pre):
-    im = read_image(rec.path)
+def _load(rec, pre, decoder):
+    im = read_image(rec.path, decoder)
     x, info = preprocess_mmdet(im, pre)
     return x, info, im.shape[:2]
 
 
 def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, predict_cfg=None,
-              device=None) -> dict:
+              device=None, decoder="opencv") -> dict:
     """Run the images of ``plan`` (batches of image indices) -> {"detections", "skipped", "timing", "speed"}.
 
     ``predict_cfg``: the model's ``test_cfg`` with the verifier's overrides (None: its own). The model runs
@@ -43,7 +43,7 @@ def run_mmdet(model, images, plan, *, workers=2, skip_bad=False, progress=True, 
     dets, skipped, t_infer = {}, [], 0.0
     bar = tqdm(total=len(order), desc="verify (torch, mmdet)", unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
-        futs = [(images[i], pool.submit(_load, images[i], pre)) for i in order]
+        futs = [(images[i], pool.submit(_load, images[i], pre, decoder)) for i in order]
         for rec, fut in futs:
             try:
                 x, info, hw = fut.result()

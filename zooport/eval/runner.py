@@ -206,9 +206,9 @@ def _normalise(x: np.ndarray, pre: dict) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def _load_one(rec, mode, shape, imgsz, pre):
+def _load_one(rec, mode, shape, imgsz, pre, decoder="opencv"):
     t0 = time.perf_counter()
-    im = read_image(rec.path)
+    im = read_image(rec.path, decoder)
     h0, w0 = im.shape[:2]
     if mode == "letterbox":
         x, rp = preprocess_letterbox(im, shape, int(imgsz if np.isscalar(imgsz) else max(imgsz)),
@@ -244,8 +244,8 @@ def _collect(item, dets: dict) -> float:
 
 def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, backend="torch", conf=0.001,
                   iou=0.65, max_det=300, workers=2, skip_bad=False, progress=True, runner=None, device=None,
-                  predict_cfg=None) -> dict:
-    """Run ``plan`` over ``images``; returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...},
+                  predict_cfg=None, decoder="opencv") -> dict:
+    """Run ``plan`` over ``images`` (decoded by ``decoder``: see :func:`~zooport.eval.data.read_image`); returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...},
     "speed": {preprocess, inference, nms: ms per image}}. ``predict_cfg``: see :class:`_TorchRunner`."""
     from tqdm import tqdm
 
@@ -263,7 +263,7 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
 
     def submit(b):
         idx, shape = b
-        return [(images[i], pool.submit(_load_one, images[i], mode, shape, imgsz, pre)) for i in idx]
+        return [(images[i], pool.submit(_load_one, images[i], mode, shape, imgsz, pre, decoder)) for i in idx]
 
     try:
         pending = submit(plan.batches[0]) if plan.batches else None

@@ -18,7 +18,7 @@ import numpy as np
 from .. import families
 from ..errors import UsageError
 from . import shard as _shard
-from .data import load_dataset
+from .data import DECODERS, load_dataset
 from .result import VerifyResult
 from .runner import plan_batches, run_inference, shard_plan
 from .score import check_mapping, score
@@ -65,7 +65,18 @@ def _round_to_stride(imgsz, stride: int):
     return up[0] if np.isscalar(imgsz) else up
 
 
-def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device):
+def _decoder(decoder, post: str) -> str:
+    """``auto``: stb_image-exact JPEG decoding when the model is verified the Darknet way (Darknet's
+    pipeline decodes with stb_image; its reference mAP depends on those pixels), else OpenCV."""
+    if decoder not in DECODERS:
+        raise UsageError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if decoder == "auto":
+        return "stb" if post == "darknet" else "opencv"
+    return decoder
+
+
+def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device,
+              decoder="auto"):
     from ..postprocess import verify_postprocess
 
     mode = preprocess or (getattr(model, "preprocess", None) or {}).get("mode", "letterbox")
@@ -111,7 +122,8 @@ def _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, 
     d = dict(fam.eval_defaults) if fam is not None and postprocess is None and fam.postprocess == post \
         else DEFAULTS[post]
     pick = lambda v, k: d[k] if v is None else v  # noqa: E731
-    return {"preprocess": mode, "postprocess": post, "imgsz": imgsz, "stride": int(stride), "batch": int(batch),
+    return {"preprocess": mode, "postprocess": post, "decoder": _decoder(decoder, post), "imgsz": imgsz,
+            "stride": int(stride), "batch": int(batch),
             "rect": bool(rect and mode == "letterbox"),
             "conf": None if pick(conf, "conf") is None else float(pick(conf, "conf")),
             "iou": None if pick(iou, "iou") is None else float(pick(iou, "iou")),
@@ -146,7 +158,7 @@ def parse_shard(shard):
 def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", imgsz=None, batch=None,
            workers=2, conf=None, iou=None, max_det=None, preprocess=None, postprocess=None, backend="auto",
            device=None, class_map=None, skip_bad=False, shard=None, distributed=False, progress=True, rect=True,
-           names=None, keep_detections=False) -> VerifyResult:
+           names=None, keep_detections=False, decoder="auto") -> VerifyResult:
     """Run ``model`` over a COCO (``coco=DIR``, ``ann=FILE``) or VOC (``voc=DIR``, ``year``, ``split``) dataset.
 
     ``model``: a Detector or a MODEL spec for :func:`zooport.load` (``names``: class names file for a
@@ -158,6 +170,8 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
     the JSON-able ``partial`` for :func:`merge`. ``distributed=True`` (what the CLI sets under
     ``torchrun``): join torch.distributed (gloo), run shard ``rank/world``, gather; rank 0 returns the
     score, other ranks a result with only ``rank`` set. ``keep_detections``: fill ``per_image``.
+    ``decoder``: ``opencv``, ``stb`` (JPEGs decoded bit for bit as Darknet's stb_image does) or ``auto``
+    (``stb`` for Darknet post-processing, the pipeline Darknet's own mAP comes from; else ``opencv``).
 
     Returns a :class:`~zooport.eval.result.VerifyResult` (fields documented there).
     """
@@ -172,7 +186,8 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
     if families.task_of(model) != "detect":  # not detectors: scored by their own task
         raise UsageError(f"a {model.family} model is scored by zooport.verify_segmentation (COCO bbox + segm) "
                          "or zooport.verify_classifier (ImageFolder top-1 / top-5), not by verify()")
-    st = _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device)
+    st = _settings(model, preprocess, postprocess, imgsz, batch, conf, iou, max_det, backend, class_map, rect, device,
+                   decoder)
     # Validate the class mapping before spending time on inference.
     check_mapping(ds, model.names, class_map)
     dist_ctx = None
@@ -189,14 +204,14 @@ def verify(model, *, coco=None, voc=None, ann=None, year="2007", split="test", i
 
         plan = shard_plan(plan_batches(ds.images, "resize", 1, 1, 1, False), shard)
         run = run_mmdet(model, ds.images, plan, workers=workers, skip_bad=skip_bad, progress=progress,
-                        predict_cfg=predict_cfg, device=device)
+                        predict_cfg=predict_cfg, device=device, decoder=st["decoder"])
     else:
         plan = shard_plan(plan_batches(ds.images, st["preprocess"], st["imgsz"], st["stride"], st["batch"],
                                        st["rect"]), shard)
         run = run_inference(model, ds.images, plan, mode=st["preprocess"], post=st["postprocess"],
                             imgsz=st["imgsz"], backend=st["backend"], conf=st["conf"], iou=st["iou"],
                             max_det=st["max_det"], workers=workers, skip_bad=skip_bad, progress=progress,
-                            device=device, predict_cfg=predict_cfg)
+                            device=device, predict_cfg=predict_cfg, decoder=st["decoder"])
     info = _model_info(model)
     if shard is not None:
         part = _shard.make_partial(shard, st, info, ds, plan, run)

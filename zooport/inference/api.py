@@ -43,12 +43,14 @@ class Predictor:
     ``conf``/``iou``: score and NMS IoU thresholds; ``max_det`` detections per image; ``classes``: keep only
     these class ids; ``resize_interp``: for ``resize`` models, ``darknet`` (Darknet's own bilinear, what
     ``darknet detector test`` and the verifier use) or ``opencv`` (``cv2.INTER_LINEAR``); ``backend``: ``torch`` (Conv+BN fused copy) or ``onnxruntime`` (the model exported
-    with dynamic shapes, as the verifier runs it).
+    with dynamic shapes, as the verifier runs it); ``decoder`` for image paths: ``opencv`` (``cv2.imread``),
+    ``stb`` (JPEGs decoded bit for bit as Darknet's stb_image does) or ``auto`` (``stb`` when a Darknet model
+    runs the Darknet way, i.e. Darknet post-processing and its own resize; else ``opencv``).
     """
 
     def __init__(self, model, *, imgsz=None, conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
                  classes=None, square: bool = False, backend: str = "torch", preprocess: str | None = None,
-                 postprocess: str | None = None, names=None, resize_interp: str = "darknet"):
+                 postprocess: str | None = None, names=None, resize_interp: str = "darknet", decoder: str = "auto"):
         from ..loading import as_model
 
         self.model = as_model(model, names)
@@ -85,6 +87,10 @@ class Predictor:
         if resize_interp not in ("darknet", "opencv"):
             raise UsageError(f"resize_interp must be 'darknet' or 'opencv', got {resize_interp!r}")
         self.resize_interp = resize_interp
+        if decoder not in ("auto", "opencv", "stb"):
+            raise UsageError(f"decoder must be 'auto', 'opencv' or 'stb', got {decoder!r}")
+        darknet_way = self.post == "darknet" and self.mode == "resize" and resize_interp == "darknet"
+        self.decoder = ("stb" if darknet_way else "opencv") if decoder == "auto" else decoder
         self.stride = int(max(getattr(m, "stride", None) or [32]))
         self.backend = backend
         if backend not in ("torch", "onnxruntime"):
@@ -195,12 +201,13 @@ class Predictor:
                                             "postprocess": 1e3 * (t3 - t2)})
 
 
-def as_image(src) -> tuple[np.ndarray, str | None]:
-    """A path (decoded like ``cv2.imread``) or an array (BGR uint8, (H, W, 3) or (H, W)) -> (image, path)."""
+def as_image(src, decoder: str = "opencv") -> tuple[np.ndarray, str | None]:
+    """A path (decoded by ``decoder``: see :func:`zooport.eval.data.read_image`) or an array (BGR uint8,
+    (H, W, 3) or (H, W)) -> (image, path)."""
     if isinstance(src, (str, os.PathLike)):
         from ..eval.data import read_image
 
-        return read_image(src), str(src)
+        return read_image(src, decoder), str(src)
     a = np.asarray(src)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
@@ -220,5 +227,5 @@ def predict(model, source, **kw):
     """
     pred = model if isinstance(model, Predictor) else Predictor(model, **kw)
     if isinstance(source, (list, tuple)):
-        return [pred(*as_image(s)) for s in source]
-    return pred(*as_image(source))
+        return [pred(*as_image(s, pred.decoder)) for s in source]
+    return pred(*as_image(source, pred.decoder))

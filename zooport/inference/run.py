@@ -51,7 +51,7 @@ def run_sources(pred, words, out_dir, *, draw=True, save_json=False, save_txt=Fa
                 got = _video(pred, src.path, out_dir, stem, draw, save_txt, save_conf, written)
                 n_frames += len(got)
             else:
-                img, path = as_image(src.path)
+                img, path = as_image(src.path, pred.decoder)
                 d = pred(img, path)
                 if draw:
                     written.append(out_dir / (stem + ext))
