@@ -87,8 +87,10 @@ class Predictor:
         if resize_interp not in ("darknet", "opencv"):
             raise UsageError(f"resize_interp must be 'darknet' or 'opencv', got {resize_interp!r}")
         self.resize_interp = resize_interp
-        if decoder not in ("auto", "opencv", "stb"):
-            raise UsageError(f"decoder must be 'auto', 'opencv' or 'stb', got {decoder!r}")
+        from ..eval.data import DECODERS
+
+        if decoder not in DECODERS:
+            raise UsageError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         darknet_way = self.post == "darknet" and self.mode == "resize" and resize_interp == "darknet"
         self.decoder = ("stb" if darknet_way else "opencv") if decoder == "auto" else decoder
         self.stride = int(max(getattr(m, "stride", None) or [32]))
