@@ -123,3 +123,27 @@ def test_yolov5_nms_equals_reference_implementation():
         ref = non_max_suppression(torch.from_numpy(p[None]), 0.001, 0.65, multi_label=True, max_det=max_det)[0]
         ours = yolov5_nms(p, 0.001, 0.65, max_det)
         assert ours.shape == tuple(ref.shape) and np.array_equal(ours, ref.numpy())
+
+
+@pytest.mark.parametrize("max_keep", [1, 7, 88, 500, None])
+def test_classwise_keep_prefix_equals_one_offset_nms(max_keep):
+    """classwise_keep looks only at a growing score-ordered prefix when max_keep is set; its result must
+    equal one greedy NMS over class-offset boxes. Clusters of near-duplicates make most candidates
+    suppressed, so the first 4 * max_keep candidates keep fewer than max_keep and the prefix must grow."""
+    from zooport.postprocess import MAX_WH, classwise_keep, greedy_keep
+
+    rng = np.random.default_rng(1)
+    centres = rng.random((30, 2)) * 600
+    n = 2400
+    c = centres[rng.integers(0, 30, n)] + rng.normal(0, 2, (n, 2))
+    wh = rng.random((n, 2)) * 10 + 60
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], 1).astype(np.float32)
+    labels = rng.integers(0, 3, n)
+    scores = np.sort(rng.random(n).astype(np.float32))[::-1].copy()
+    off = boxes + (labels.astype(np.float32) * np.float32(MAX_WH))[:, None]
+    ref = greedy_keep(off, scores, 0.5, max_keep, presorted=True)
+    got = classwise_keep(off, scores, labels, 0.5, max_keep)
+    assert max_keep is None or len(ref) == min(max_keep, len(greedy_keep(off, scores, 0.5, presorted=True)))
+    assert np.array_equal(got, np.sort(ref))
+    if max_keep in (88, 500):  # the cases meant to make the prefix grow really do
+        assert len(greedy_keep(off[:4 * max_keep], scores[:4 * max_keep], 0.5, presorted=True)) < max_keep

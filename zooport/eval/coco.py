@@ -71,41 +71,127 @@ def results_json(detections: dict, cat_ids: list, rounding=(3, 5)) -> list:
 
 def score_coco(ann_file, results: list, img_ids: list, verbose: bool = False, iou_type: str = "bbox") -> dict:
     """pycocotools evaluation (``iou_type`` "bbox", or "segm" for results with RLE ``segmentation``)
-    restricted to ``img_ids``.
+    restricted to ``img_ids``: one :class:`CocoStream` fed everything at once.
 
     Returns ``{"metrics": {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl},
     "per_class": [{"class", "category_id", "AP", "AP50"}]}``; per-class AP is the mean of
     the precision array over IoU 0.5:0.95 and recall, area all, 100 detections
     (-1 entries excluded), None where the class has no ground truth.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    stream = CocoStream(ann_file, iou_type)
+    stream.add(results, img_ids)
+    return stream.finish(verbose)
 
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink):
-        gt = COCO(str(ann_file))
-    if not results:
-        return {"metrics": {k: 0.0 for k in SUMMARY_KEYS}, "per_class": [
-            {"class": gt.cats[c]["name"], "category_id": c, "AP": 0.0, "AP50": 0.0} for c in sorted(gt.cats)]}
-    with contextlib.redirect_stdout(sink):
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iou_type)
-        ev.params.imgIds = sorted(int(i) for i in img_ids)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    if verbose:
-        print(_summary_text(ev))
-    metrics = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats)}
-    prec = ev.eval["precision"]  # [T, R, K, A, M]
-    per = []
-    for k, cid in enumerate(ev.params.catIds):
-        p = prec[:, :, k, 0, -1]
-        p50 = prec[0, :, k, 0, -1]
-        ap = float(np.mean(p[p > -1])) if (p > -1).any() else None
-        ap50 = float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else None
-        per.append({"class": gt.cats[cid]["name"], "category_id": int(cid), "AP": ap, "AP50": ap50})
-    return {"metrics": metrics, "per_class": per}
+
+class CocoStream:
+    """pycocotools ``COCOeval`` run group by group of images, as their results arrive; one
+    ``accumulate`` / ``summarize`` over all of them at the end.
+
+    ``COCOeval.evaluate`` matches each (image, category, area range) on its own, so evaluating
+    groups of images and handing ``accumulate`` the per-image records in the order ``evaluate``
+    would have built them (category, area range, sorted image id) gives exactly the one-shot
+    figures, while the verifier overlaps the matching with inference.
+    """
+
+    def __init__(self, ann_file, iou_type: str = "bbox"):
+        from pycocotools.coco import COCO
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.gt = COCO(str(ann_file))
+        self.gt.zooport_source = str(ann_file)
+        self.iou_type = iou_type
+        # per group: (its sorted image ids, its evaluateImg records as a (category, area range, image)
+        # object array), concatenated along the images at the end
+        self.groups: list = []
+        self.img_ids: set = set()
+        self.n_results = 0
+
+    def add(self, results: list, img_ids) -> None:
+        """Evaluate ``results`` (COCO results list) on the images ``img_ids`` (every image of the
+        group, with or without results: images without any detection still count their ground truth)."""
+        from pycocotools.coco import COCO
+
+        from .coco_match import MatchEval
+
+        ids = sorted({int(i) for i in img_ids})
+        if not ids:
+            return
+        if self.img_ids.intersection(ids):
+            raise ValueError(f"images {sorted(self.img_ids.intersection(ids))[:5]} were already evaluated")
+        with contextlib.redirect_stdout(io.StringIO()):
+            if results and self.iou_type != "bbox":
+                dt = self.gt.loadRes(results)  # segm: areas and boxes from the RLE masks
+            else:
+                dt = _bbox_results(self.gt, results)
+            ev = MatchEval(self.gt, dt, self.iou_type)
+            ev.params.imgIds = ids
+            ev.evaluate()
+        p = ev.params
+        recs = np.empty(len(ev.evalImgs), dtype=object)
+        recs[:] = ev.evalImgs  # evaluate()'s order: category, area range, image
+        self.groups.append((np.asarray(p.imgIds), recs.reshape(len(p.catIds), len(p.areaRng), len(p.imgIds))))
+        self.img_ids.update(ids)
+        self.n_results += len(results)
+
+    def finish(self, verbose: bool = False) -> dict:
+        """The figures over every image added (the dict :func:`score_coco` returns)."""
+        import copy
+
+        from .coco_match import MatchEval
+
+        gt = self.gt
+        if not self.n_results:
+            return {"metrics": {k: 0.0 for k in SUMMARY_KEYS}, "per_class": [
+                {"class": gt.cats[c]["name"], "category_id": c, "AP": 0.0, "AP50": 0.0} for c in sorted(gt.cats)]}
+        ev = MatchEval(gt, None, self.iou_type)
+        p = ev.params  # as evaluate() leaves them: sorted unique image and category ids, sorted maxDets
+        p.imgIds = sorted(self.img_ids)
+        p.catIds = sorted(set(p.catIds))
+        p.maxDets = sorted(p.maxDets)
+        order = np.argsort(np.concatenate([g[0] for g in self.groups]), kind="stable")
+        ev.evalImgs = np.concatenate([g[1] for g in self.groups], axis=2)[:, :, order].reshape(-1).tolist()
+        ev._paramsEval = copy.deepcopy(p)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.accumulate()
+            ev.summarize()
+        if verbose:
+            print(_summary_text(ev))
+        metrics = {k: float(v) for k, v in zip(SUMMARY_KEYS, ev.stats)}
+        prec = ev.eval["precision"]  # [T, R, K, A, M]
+        per = []
+        for k, cid in enumerate(p.catIds):
+            pk = prec[:, :, k, 0, -1]
+            p50 = prec[0, :, k, 0, -1]
+            ap = float(np.mean(pk[pk > -1])) if (pk > -1).any() else None
+            ap50 = float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else None
+            per.append({"class": gt.cats[cid]["name"], "category_id": int(cid), "AP": ap, "AP50": ap50})
+        return {"metrics": metrics, "per_class": per}
+
+
+def _bbox_results(gt, results: list):
+    """The detections as a COCO object, as ``gt.loadRes(results)`` builds it for boxes (area = w * h,
+    ids 1..n in list order, not crowd), without the polygon it adds and bbox evaluation never reads;
+    also for an empty list, which ``loadRes`` refuses."""
+    from pycocotools.coco import COCO
+
+    known = gt.imgs
+    anns = []
+    for n, r in enumerate(results, 1):
+        if r["image_id"] not in known:
+            raise DatasetError(f"{gt_name(gt)}: a result names image id {r['image_id']}, which the "
+                               "annotation file does not have")
+        bb = r["bbox"]
+        anns.append({"image_id": r["image_id"], "category_id": r["category_id"], "bbox": bb,
+                     "score": r["score"], "area": bb[2] * bb[3], "id": n, "iscrowd": 0})
+    dt = COCO()
+    dt.dataset = {"images": list(gt.dataset["images"]), "annotations": anns,
+                  "categories": list(gt.dataset.get("categories", []))}
+    dt.createIndex()
+    return dt
+
+
+def gt_name(gt) -> str:
+    return str(getattr(gt, "zooport_source", "the COCO annotations"))
 
 
 def _summary_text(ev) -> str:

@@ -121,7 +121,12 @@ class _OrtRunner:
         if not os.path.isfile(path):
             export_onnx(model, path, dynamic=True)  # atomic: a partial file never appears
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
+        # One thread per run, ``threads`` runs at once on slices of the batch: on a small CPU this
+        # beats one run spread over the threads (no barrier between the threads at every operator,
+        # and a slice of a few images stays in cache: 80 coco-tiny images at 640 on 2 cores, see
+        # scripts/bench_verify.py). Each image is computed alone either way, so results do not change.
+        # ORT_SLICE = 0: one run per batch over all the threads instead (scripts/bench_verify.py's baseline).
+        so.intra_op_num_threads = 1 if ORT_SLICE else max(1, int(threads))
         so.inter_op_num_threads = 1
         # Image decoding and NMS threads share the cores with inference: ORT's default busy-waiting
         # between runs would take their CPU time.
@@ -129,9 +134,29 @@ class _OrtRunner:
         so.enable_mem_pattern = False  # shapes change from batch to batch (rectangular batches)
         self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.inp = self.sess.get_inputs()[0].name
+        self.threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and ORT_SLICE else None
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {self.inp: x})[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.sess.run(None, {self.inp: x})[0]
+        """(B, 3, H, W) float32 -> the model's (B, ...) output; slices of :data:`ORT_SLICE` images
+        run concurrently, one per thread (onnxruntime's ``run`` is thread-safe)."""
+        if self._pool is None or len(x) <= ORT_SLICE:
+            return self._run(x)
+        parts = [x[k:k + ORT_SLICE] for k in range(0, len(x), ORT_SLICE)]
+        return np.concatenate(list(self._pool.map(self._run, parts)))
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False)
+
+
+# Images per onnxruntime run when a batch is split over threads (measured best of 1, 2, 4, 8 for
+# yolov5n at 640 on 2 cores; the batch plan, and so every rectangular shape, stays the same).
+# 0: no split, one run per batch with ``threads`` intra-op threads.
+ORT_SLICE = 2
 
 
 def model_device(model):
@@ -228,10 +253,14 @@ def _darknet_batch(out, to_image, hws, conf, iou, max_det=None) -> list:
 POSTPROCESS = {"yolov5": yolov5_post, "darknet": _darknet_batch, "mmdet": mmdet_post}
 
 
-def _post_batch(post, out, to_image, hws, conf, iou, max_det):
+def _post_batch(post, out, to_image, hws, conf, iou, max_det, keys=None, on_result=None):
+    """Post-process one batch; then hand ``{key: (n, 6)}`` to ``on_result`` (in this thread)."""
     t0 = time.perf_counter()
     res = POSTPROCESS[post](out, to_image, hws, conf, iou, max_det)
-    return res, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    if on_result is not None:
+        on_result(dict(zip(keys, res)))
+    return res, dt
 
 
 def _collect(item, dets: dict) -> float:
@@ -244,9 +273,14 @@ def _collect(item, dets: dict) -> float:
 
 def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, backend="torch", conf=0.001,
                   iou=0.65, max_det=300, workers=2, skip_bad=False, progress=True, runner=None, device=None,
-                  predict_cfg=None, decoder="opencv") -> dict:
-    """Run ``plan`` over ``images`` (decoded by ``decoder``: see :func:`~zooport.eval.data.read_image`); returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...},
-    "speed": {preprocess, inference, nms: ms per image}}. ``predict_cfg``: see :class:`_TorchRunner`."""
+                  predict_cfg=None, decoder="opencv", on_result=None) -> dict:
+    """Run ``plan`` over ``images`` (decoded by ``decoder``: see :func:`~zooport.eval.data.read_image`).
+
+    Returns {"detections": {key: (n, 6)}, "skipped": [...], "timing": {...}, "speed": {preprocess,
+    inference, nms: ms per image}}. ``predict_cfg``: see :class:`_TorchRunner`. ``on_result``: called
+    with each batch's ``{key: (n, 6)}`` in the post-processing thread, while later batches infer
+    (the verifier's :class:`~zooport.eval.score.Scorer` matches detections there).
+    """
     from tqdm import tqdm
 
     pre = dict(getattr(model, "preprocess", {}) or {})
@@ -286,7 +320,8 @@ def run_inference(model, images, plan: Plan, *, mode: str, post: str, imgsz, bac
             out = runner(np.stack(xs))
             t_infer += time.perf_counter() - t1
             # NMS of this batch runs in its own thread while the next batch infers
-            posts.append((recs, post_pool.submit(_post_batch, post, out, rps, hws, conf, iou, max_det)))
+            posts.append((recs, post_pool.submit(_post_batch, post, out, rps, hws, conf, iou, max_det,
+                                                 [r.key for r in recs], on_result)))
             while len(posts) > 2:  # bound the raw outputs held in memory
                 t_nms += _collect(posts.pop(0), dets)
             bar.update(len(recs))

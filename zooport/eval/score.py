@@ -1,7 +1,7 @@
 """Scoring of collected detections: COCO (pycocotools) or VOC (voc_eval), plus P/R/instances per class.
 
-``score(ds, detections, model_info, settings, skipped)`` -> the verify result as a dict (the fields of
-:class:`zooport.eval.result.VerifyResult` except ``timing``/``speed``): ``metrics`` (COCO: AP, AP50,
+``score(ds, detections, model_info, settings, skipped)`` (or a :class:`Scorer` fed batch by batch)
+-> the verify result as a dict (the fields of :class:`zooport.eval.result.VerifyResult` except ``timing``/``speed``): ``metrics`` (COCO: AP, AP50,
 ..., AR100; VOC: mAP_voc07, mAP_voc10; both: P, R = class means as ``yolo val`` prints "all"),
 ``per_class`` (per dataset class: AP columns, ``P``, ``R``, ``instances``, ``images``), ``settings``,
 ``model``, ``dataset``, ``images``, ``detections``, ``skipped``.
@@ -50,38 +50,72 @@ def _round_dets(d: np.ndarray, post: str) -> np.ndarray:
 
 
 def score(ds, detections: dict, model_info: dict, settings: dict, skipped: list) -> dict:
-    """Score ``detections`` (image key -> (n, 6)) on ``ds``; returns the verify result dict."""
-    names = model_info["names"]
+    """Score ``detections`` (image key -> (n, 6)) on ``ds``; returns the verify result dict.
+    Every image of ``ds`` not in ``skipped`` is scored (one without an entry as having no detection)."""
     skipped_keys = {s["image"] for s in skipped}
-    keys = [r.key for r in ds.images if r.key not in skipped_keys]
-    if ds.kind == "coco":
-        from .coco import ROUNDING, category_ids, results_json, score_coco
+    sc = Scorer(ds, model_info["names"], settings)
+    sc.add({r.key: detections.get(r.key, np.zeros((0, 6))) for r in ds.images if r.key not in skipped_keys})
+    return sc.result(model_info, skipped)
 
-        cat_ids = category_ids(names, ds, settings.get("class_map"))
-        results = results_json({k: detections.get(k, np.zeros((0, 6))) for k in keys}, cat_ids,
-                               ROUNDING[settings["postprocess"]])
-        sc = score_coco(ds.ann_file, results, keys)
-        ndet = len(results)
-    else:
-        from .voc import score_voc, to_voc_box
 
-        targets = _voc_targets(ds, names, settings.get("class_map"))
-        vdets, ndet = {}, 0
-        for k in keys:
-            lst = []
-            for x1, y1, x2, y2, s, c in _round_dets(detections.get(k, np.zeros((0, 6))), settings["postprocess"]):
-                t = targets[int(c)]
-                if t is not None:
-                    lst.append((t, float(s), to_voc_box(x1, y1, x2, y2)))
-            vdets[k] = lst
-            ndet += len(lst)
-        sc = score_voc({k: ds.objects[k] for k in keys}, vdets, ds.names)
-        sc = {"metrics": {"mAP_voc07": sc["mAP_voc07"], "mAP_voc10": sc["mAP_voc10"]}, "per_class": sc["per_class"]}
-    _add_precision_recall(ds, detections, keys, names, settings, sc)
-    info = {k: v for k, v in model_info.items() if k != "names"}
-    info["num_classes"] = len(names)
-    return {"metrics": sc["metrics"], "per_class": sc["per_class"], "settings": settings, "model": info,
-            "dataset": ds.describe(), "images": len(keys), "detections": ndet, "skipped": list(skipped)}
+class Scorer:
+    """Scoring fed batch by batch: :meth:`add` as each batch's detections are ready (the verifier
+    calls it from its post-processing thread, so COCO matching overlaps inference), :meth:`result`
+    once at the end. The figures equal one :func:`score` over the same detections: COCO matching is
+    per image (:class:`~zooport.eval.coco.CocoStream`), and VOC scoring and the P/R columns run at
+    the end over the images in dataset order."""
+
+    def __init__(self, ds, names, settings: dict):
+        self.ds, self.names, self.settings = ds, list(names), settings
+        self.dets: dict = {}
+        self.n_results = 0
+        self._coco = None
+        if ds.kind == "coco":
+            from .coco import ROUNDING, CocoStream, category_ids
+
+            self._cat_ids = category_ids(self.names, ds, settings.get("class_map"))
+            self._rounding = ROUNDING[settings["postprocess"]]
+            self._coco = CocoStream(ds.ann_file)
+
+    def add(self, detections: dict) -> None:
+        """``detections``: image key -> (n, 6) x1, y1, x2, y2, score, class (image pixels) for a group
+        of images, each scored once."""
+        self.dets.update(detections)
+        if self._coco is not None:
+            from .coco import results_json
+
+            results = results_json(detections, self._cat_ids, self._rounding)
+            self._coco.add(results, list(detections))
+            self.n_results += len(results)
+
+    def result(self, model_info: dict, skipped: list) -> dict:
+        """The verify result dict (see the module docstring) over every image added."""
+        ds, settings, names = self.ds, self.settings, self.names
+        keys = [r.key for r in ds.images if r.key in self.dets]
+        if self._coco is not None:
+            sc = self._coco.finish()
+            ndet = self.n_results
+        else:
+            from .voc import score_voc, to_voc_box
+
+            targets = _voc_targets(ds, names, settings.get("class_map"))
+            vdets, ndet = {}, 0
+            for k in keys:
+                lst = []
+                for x1, y1, x2, y2, s, c in _round_dets(self.dets[k], settings["postprocess"]):
+                    t = targets[int(c)]
+                    if t is not None:
+                        lst.append((t, float(s), to_voc_box(x1, y1, x2, y2)))
+                vdets[k] = lst
+                ndet += len(lst)
+            sc = score_voc({k: ds.objects[k] for k in keys}, vdets, ds.names)
+            sc = {"metrics": {"mAP_voc07": sc["mAP_voc07"], "mAP_voc10": sc["mAP_voc10"]},
+                  "per_class": sc["per_class"]}
+        _add_precision_recall(ds, self.dets, keys, names, settings, sc)
+        info = {k: v for k, v in model_info.items() if k != "names"}
+        info["num_classes"] = len(names)
+        return {"metrics": sc["metrics"], "per_class": sc["per_class"], "settings": settings, "model": info,
+                "dataset": ds.describe(), "images": len(keys), "detections": ndet, "skipped": list(skipped)}
 
 
 def _add_precision_recall(ds, detections, keys, names, settings, sc) -> None:

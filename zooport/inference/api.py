@@ -33,7 +33,9 @@ POSTS = ("yolov5", "darknet", "mmdet")
 
 def _chw(im: np.ndarray) -> np.ndarray:
     """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W) in [0, 1] (u8 / 255)."""
-    return np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
+    from ..eval.preprocess import bgr_to_chw01
+
+    return bgr_to_chw01(im)
 
 
 class Predictor:
@@ -220,6 +222,31 @@ def as_image(src, decoder: str = "opencv") -> tuple[np.ndarray, str | None]:
     return np.ascontiguousarray(a[:, :, :3]), None
 
 
+def decode_ahead(items, decoder: str = "opencv", depth: int = 3):
+    """Yield ``(item, future)`` in order, each future decoding ``item`` with :func:`as_image` in one
+    background thread up to ``depth`` items ahead, so the next images are read while the current one
+    runs (OpenCV's and numpy's decoding release the GIL). ``future.result()`` returns
+    ``(image, path)`` or raises the decoding error; ``None`` items are passed through without a future."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="zooport-decode") as pool:
+        it, queue = iter(items), deque()
+
+        def fill():
+            while len(queue) < depth:
+                nxt = next(it, StopIteration)
+                if nxt is StopIteration:
+                    return
+                queue.append((nxt, None if nxt is None else pool.submit(as_image, nxt, decoder)))
+
+        fill()
+        while queue:
+            item = queue.popleft()
+            fill()
+            yield item
+
+
 def predict(model, source, **kw):
     """``zooport.predict(model, image_or_path_or_array, ...)`` -> :class:`Detections` (a list for a list).
 
@@ -228,6 +255,6 @@ def predict(model, source, **kw):
     ``classes``, ``square``, ``backend``). Boxes are in original-image pixels.
     """
     pred = model if isinstance(model, Predictor) else Predictor(model, **kw)
-    if isinstance(source, (list, tuple)):
-        return [pred(*as_image(s, pred.decoder)) for s in source]
+    if isinstance(source, (list, tuple)):  # the next images decode while one runs
+        return [pred(*fut.result()) for _s, fut in decode_ahead(source, pred.decoder)]
     return pred(*as_image(source, pred.decoder))

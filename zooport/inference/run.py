@@ -28,9 +28,11 @@ def run_sources(pred, words, out_dir, *, draw=True, save_json=False, save_txt=Fa
 
     Returns ``{"results": [Detections...], "failed": [{"path", "error"}], "summary": str, "written": [paths]}``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    from .api import as_image
+    from .api import decode_ahead
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,35 +43,55 @@ def run_sources(pred, words, out_dir, *, draw=True, save_json=False, save_txt=Fa
     srcs = expand_sources(words)
     results, failed, written, speeds = [], [], [], []
     n_img = n_frames = 0
-    for src in tqdm(srcs, desc="predict", unit="file", disable=not progress, leave=False):
-        if src.kind == "missing":
-            failed.append({"path": str(src.path), "error": "no such file, or no image/video in it"})
-            continue
-        stem = names(src.path.stem)
-        try:
-            if src.kind == "video":
-                got = _video(pred, src.path, out_dir, stem, draw, save_txt, save_conf, written)
-                n_frames += len(got)
-            else:
-                img, path = as_image(src.path, pred.decoder)
-                d = pred(img, path)
-                if draw:
-                    written.append(out_dir / (stem + ext))
-                    write_image(written[-1], d.draw(img))
-                if save_txt:
-                    write_text(out_dir / "labels" / f"{stem}.txt", d.to_yolo_txt(save_conf))
-                got = [d]
-                n_img += 1
-        except DatasetError as e:
-            failed.append({"path": str(src.path), "error": str(e).removeprefix(f"{src.path}: ")})
-            continue
-        results.extend(got)
-        speeds.extend(d.speed for d in got)
+    # Images are decoded ahead in one thread and drawn + encoded + written behind in another, so
+    # the model runs while the next image is read and the last one is saved (outputs in order).
+    writer = ThreadPoolExecutor(1, thread_name_prefix="zooport-write")
+    pending: list = []
+    images = (s.path if s.kind == "image" else None for s in srcs)
+    try:
+        for src, (_p, fut) in zip(tqdm(srcs, desc="predict", unit="file", disable=not progress, leave=False),
+                                 decode_ahead(images, pred.decoder)):
+            if src.kind == "missing":
+                failed.append({"path": str(src.path), "error": "no such file, or no image/video in it"})
+                continue
+            stem = names(src.path.stem)
+            try:
+                if src.kind == "video":
+                    got = _video(pred, src.path, out_dir, stem, draw, save_txt, save_conf, written)
+                    n_frames += len(got)
+                else:
+                    img, path = fut.result()
+                    d = pred(img, path)
+                    if draw:
+                        written.append(out_dir / (stem + ext))
+                    pending.append(writer.submit(_save, d, img, written[-1] if draw else None,
+                                                 out_dir / "labels" / f"{stem}.txt" if save_txt else None, save_conf))
+                    while len(pending) > 4:  # bound the images held for writing
+                        pending.pop(0).result()
+                    got = [d]
+                    n_img += 1
+            except DatasetError as e:
+                failed.append({"path": str(src.path), "error": str(e).removeprefix(f"{src.path}: ")})
+                continue
+            results.extend(got)
+            speeds.extend(d.speed for d in got)
+        for f in pending:
+            f.result()  # a write that failed raises here, as it would have inline
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
     if save_json:
         written.append(out_dir / "predictions.json")
         write_json(written[-1], [d.to_json() for d in results])
     summary = _summary(n_img, n_frames, sum(len(d) for d in results), speeds, pred)
     return {"results": results, "failed": failed, "summary": summary, "written": written}
+
+
+def _save(d, img, image_path, txt_path, save_conf) -> None:
+    """Draw and write one image's outputs (the writer thread)."""
+    if image_path is not None:
+        write_image(image_path, d.draw(img))
+    if txt_path is not None:
+        write_text(txt_path, d.to_yolo_txt(save_conf))
 
 
 def _video(pred, path, out_dir, stem, draw, save_txt, save_conf, written) -> list:
