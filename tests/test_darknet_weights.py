@@ -183,7 +183,7 @@ def test_writer_rejects_mismatched_state_dict(small, tmp_path):
     cfg, plan = small
     _, sd = read_weights(write_file(tmp_path / "w.weights", np.zeros(SMALL_FLOATS)), plan)
     sd.pop("layers.1.conv.bias")
-    with pytest.raises(WeightsError, match=r"missing \['layers.1.conv.bias'\]"):
+    with pytest.raises(WeightsError, match=r"does not match the cfg: missing key 'layers.1.conv.bias'"):
         save_darknet_weights(sd, tmp_path / "out.weights", plan=plan)
     assert not list(tmp_path.glob("out.weights*")) and not list(tmp_path.glob(".out.weights*"))
 

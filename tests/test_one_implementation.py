@@ -45,7 +45,7 @@ def test_one_strict_state_dict_check():
     assert m.weight.data_ptr() == sd["weight"].data_ptr()  # assigned, not copied
     with pytest.raises(zooport.CheckpointError, match=r"x: key 'bias' has shape \(4,\)"):
         native.load_state_dict_strict(m, {"weight": torch.ones(3, 2), "bias": torch.zeros(4)}, "x")
-    with pytest.raises(zooport.CheckpointError, match="missing keys"):
+    with pytest.raises(zooport.CheckpointError, match="missing key 'bias'"):
         native.load_state_dict_strict(m, {"weight": torch.ones(3, 2)}, "x")
 
 
@@ -61,8 +61,71 @@ def test_one_mmdet_darknet_mapping(monkeypatch):
     plan = build_plan(parse_cfg(PKG / "cfgs" / "darknet" / "yolov3.cfg"))
     for fn in (lambda: md.darknet_payload({}), lambda: md.mmdet_to_darknet_state_dict({}, plan)):
         calls.clear()
-        with pytest.raises(zooport.CheckpointError, match="missing key 'backbone.conv1.bn.bias'"):
+        with pytest.raises(zooport.CheckpointError, match=r"missing keys \['backbone.conv1.bn.bias'"):
             fn()
         assert calls, fn
     assert md._name_map("p", True)["bn.running_var"] == "p.bn.running_var"
     assert md._name_map("p", False) == {"conv.bias": "p.bias", "conv.weight": "p.weight"}
+
+
+def test_check_state_dict_messages():
+    from zooport.converters.strict import check_state_dict
+
+    want = {"a": (2,), "b": (3, 1), "c": None}
+    check_state_dict(want, {"a": torch.zeros(2), "b": torch.zeros(3, 1), "c": torch.zeros(7)}, "f.pt")
+    with pytest.raises(zooport.CheckpointError, match=r"^f\.pt: state dict does not match the model: missing key 'b'$"):
+        check_state_dict(want, {"a": torch.zeros(2), "c": 1}, "f.pt")
+    with pytest.raises(zooport.CheckpointError, match=r"unused keys \['x', 'y'\] \(the model has no such tensor\)"):
+        check_state_dict(want, {"a": torch.zeros(2), "b": torch.zeros(3, 1), "c": 0, "x": 0, "y": 0}, "f.pt")
+    with pytest.raises(zooport.CheckpointError, match=r"key 'model\.b' has shape \(3,\), the model expects \(3, 1\)"):
+        check_state_dict(want, {"a": torch.zeros(2), "b": (3,), "c": 0}, "f.pt", show=lambda k: "model." + k)
+    many = {f"k{i}": None for i in range(9)}
+    with pytest.raises(zooport.WeightsError, match=r"missing keys \['k0', 'k1', 'k2', 'k3', 'k4'\] \.\.\. \(9 in all\)"):
+        check_state_dict(many, {}, "w", error=zooport.WeightsError)
+
+
+def test_every_loader_uses_the_one_strict_check(monkeypatch, tmp_path):
+    """Native checkpoints, Darknet weights written from a state dict, YOLOv5 / Ultralytics state dicts
+    and mmdetection-mini's Darknet layout all go through converters.strict.check_state_dict."""
+    from zooport.converters import native, strict
+    from zooport.converters.darknet.weights import state_dict_to_buffer
+    from zooport.converters.yolov5.load import from_yolov5_state_dict, to_yolov5_state_dict
+    from zooport.model_defs.yolov5.create import create_yolov5
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
+
+    seen = []
+    real = strict.check_state_dict
+    monkeypatch.setattr(strict, "check_state_dict", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    m = torch.nn.Linear(2, 3)
+    native.load_state_dict_strict(m, m.state_dict(), "native")
+    plan = build_plan(parse_cfg(PKG / "cfgs" / "darknet" / "yolov3-tiny.cfg"))
+    sd = {f"layers.{lp.index}.{n}": torch.zeros(s) for lp in plan for n, s in lp.params}
+    assert state_dict_to_buffer(plan, sd).size == sum(v.numel() for v in sd.values())
+    y = create_yolov5("yolov5n", num_classes=2)
+    from_yolov5_state_dict(y, to_yolov5_state_dict(y), "yolov5")
+    assert seen == ["native", "the Darknet weights to write", "yolov5"]
+
+
+def test_one_pairwise_iou_numpy_and_torch():
+    import numpy as np
+
+    from zooport.postprocess.core import box_iou
+
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15], [3, 3, 3, 3]], np.float64)
+    b = np.array([[0, 0, 10, 10], [10, 10, 20, 20], [3, 3, 3, 3]], np.float64)
+    got = box_iou(a, b)
+    assert got[0, 0] == 1.0 and got[1, 0] == 25 / 175 and got[0, 1] == 0.0 and np.isnan(got[2, 2])
+    assert box_iou(a, b, eps=1e-7)[1, 0] == 25 / (175 + 1e-7) and box_iou(a, b, eps=1e-7)[2, 2] == 0.0
+    t = box_iou(torch.tensor(a), torch.tensor(b), eps=1e-6, clamp=True).numpy()
+    assert t[1, 0] == 25 / 175 and t[2, 2] == 0.0  # empty boxes: 0 / max(0, eps)
+    # the users of the one implementation
+    from zooport.analysis.assign import box_iou as assign_iou
+    from zooport.eval.precision import match_image
+    from zooport.model_defs.mmdet.paa import box_iou as paa_iou
+
+    assert np.array_equal(assign_iou(a, b), got, equal_nan=True)
+    assert torch.equal(paa_iou(torch.tensor(a), torch.tensor(b)), torch.tensor(t))
+    dets = np.array([[0, 0, 10, 10, 0.9, 1], [6, 6, 16, 16, 0.8, 1]])  # IoU 1 and 81 / 119 = 0.68
+    assert match_image(a[:2], [1, 1], dets, 0.7).tolist() == [True, False]
+    assert match_image(a[:2], [1, 1], dets, 0.6).tolist() == [True, True]

@@ -28,24 +28,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
+from .anchors import iou_wh
 
 ASSIGNERS = ("yolov3", "yolov5", "maxiou", "fcos", "atss")
 FCOS_RANGES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8))
 
 
-def _wh_iou(a, b):
-    inter = np.minimum(a[:, None, 0], b[None, :, 0]) * np.minimum(a[:, None, 1], b[None, :, 1])
-    return inter / (a[:, None, 0] * a[:, None, 1] + b[None, :, 0] * b[None, :, 1] - inter)
-
-
 def box_iou(a, b):
-    """(n, m) IoU of xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
+    """(n, m) IoU of xyxy boxes (float64)."""
+    from ..postprocess.core import box_iou as iou
+
+    return iou(np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4))
 
 
 def level_anchors(level):
@@ -64,7 +57,7 @@ def _yolov3(gt, levels):
     all_anc = np.concatenate([np.asarray(lv[3], np.float64).reshape(-1, 2) for lv in levels])
     owner = [(li, a) for li, lv in enumerate(levels) for a in range(len(np.asarray(lv[3]).reshape(-1, 2)))]
     wh = np.stack([gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]], 1)
-    best = _wh_iou(wh, all_anc).argmax(1)
+    best = iou_wh(wh, all_anc).argmax(1)
     out = []
     for g, b in enumerate(best):
         li, a = owner[b]

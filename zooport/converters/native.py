@@ -140,18 +140,7 @@ def load_native(path: str | os.PathLike):
 def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, source: str, *, assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with a :class:`CheckpointError` that names the keys (the one strict
     check). ``assign=True``: the model's tensors become ``state_dict``'s (no copy)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unused = [k for k in state_dict if k not in own]
-    if missing or unused:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if unused:
-            parts.append(f"unused keys {unused[:5]}{' ...' if len(unused) > 5 else ''}")
-        raise CheckpointError(f"{source}: state dict does not match the model: " + "; ".join(parts))
-    for k, v in own.items():
-        if tuple(v.shape) != tuple(state_dict[k].shape):
-            raise CheckpointError(f"{source}: key {k!r} has shape {tuple(state_dict[k].shape)}, "
-                                  f"the model expects {tuple(v.shape)}")
+    from .strict import check_state_dict
+
+    check_state_dict({k: v.shape for k, v in model.state_dict().items()}, state_dict, source)
     model.load_state_dict(state_dict, strict=True, assign=assign)

@@ -16,22 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def _iou(gt: np.ndarray, det: np.ndarray) -> np.ndarray:
-    """(G, 4) x (D, 4) xyxy -> (G, D) IoU."""
-    lt = np.maximum(gt[:, None, :2], det[None, :, :2])
-    rb = np.minimum(gt[:, None, 2:], det[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    a1 = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
-    a2 = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
-    return inter / (a1[:, None] + a2[None, :] - inter + 1e-7)
-
-
 def match_image(gt_boxes, gt_cls, dets, iou_thres: float = 0.5) -> np.ndarray:
     """``dets`` (n, 6) xyxy, score, class -> (n,) bool: true positive at ``iou_thres``."""
     tp = np.zeros(len(dets), bool)
     if not len(dets) or not len(gt_boxes):
         return tp
-    iou = _iou(np.asarray(gt_boxes, np.float64), np.asarray(dets[:, :4], np.float64))
+    from ..postprocess.core import box_iou
+
+    iou = box_iou(np.asarray(gt_boxes, np.float64), np.asarray(dets[:, :4], np.float64), eps=1e-7)
     same = np.asarray(gt_cls)[:, None] == dets[None, :, 5].astype(np.int64)
     g, d = np.nonzero((iou >= iou_thres) & same)
     if len(g):

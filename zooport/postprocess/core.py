@@ -29,6 +29,36 @@ def clip_boxes(b: np.ndarray, orig_hw) -> np.ndarray:
     return b
 
 
+def box_iou(a, b, eps: float = 0.0, clamp: bool = False):
+    """(n, 4) x (m, 4) xyxy -> (n, m) IoU, numpy arrays or torch tensors (in their own dtype).
+
+    union = area_a + area_b - inter, then ``+ eps`` (``clamp=False``: YOLOv5's ``box_iou``-style
+    guard) or ``max(union, eps)`` (``clamp=True``: MMDetection's ``bbox_overlaps``); ``eps=0``:
+    plain inter / union. The one pairwise IoU (NMS computes its own row by row, :func:`greedy_keep`).
+    """
+    if hasattr(a, "clamp"):  # torch
+        import torch
+
+        lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+        rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+        wh = (rb - lt).clamp(min=0)
+        inter = wh[..., 0] * wh[..., 1]
+    else:
+        lt = np.maximum(a[:, None, :2], b[None, :, :2])
+        rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+        wh = np.clip(rb - lt, 0, None)
+        inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    if eps:
+        if clamp:
+            union = union.clamp(min=eps) if hasattr(union, "clamp") else np.maximum(union, eps)
+        else:
+            union = union + eps
+    return inter / union
+
+
 def greedy_keep(boxes: np.ndarray, scores: np.ndarray, iou_thres: float, max_keep: int | None = None,
                 presorted: bool = False) -> np.ndarray:
     """Greedy NMS over (N, 4) xyxy ``boxes`` and (N,) ``scores`` (numpy); returns kept indices, best first.

@@ -143,20 +143,10 @@ def buffer_to_state_dict(plan, buf: np.ndarray, *, transposed: bool = False) -> 
 
 
 def _check_keys(plan, state_dict) -> None:
+    from ..strict import check_state_dict
+
     want = {f"layers.{lp.index}.{name}": shape for lp in plan for name, shape in lp.params}
-    missing = [k for k in want if k not in state_dict]
-    unused = [k for k in state_dict if k not in want]
-    if missing or unused:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if unused:
-            parts.append(f"not in the cfg {unused[:5]}{' ...' if len(unused) > 5 else ''}")
-        raise WeightsError("state dict does not match the Darknet plan: " + "; ".join(parts))
-    for k, shape in want.items():
-        if tuple(state_dict[k].shape) != tuple(shape):
-            raise WeightsError(f"state dict key {k!r} has shape {tuple(state_dict[k].shape)}, the cfg needs "
-                               f"{tuple(shape)}")
+    check_state_dict(want, state_dict, "the Darknet weights to write", subject="the cfg", error=WeightsError)
 
 
 def _tensor_bytes(t, transpose: bool) -> np.ndarray:

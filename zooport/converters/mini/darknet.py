@@ -123,26 +123,18 @@ def _pairs(plan, kind: str, where: str):
 def mini_to_darknet_state_dict(mini_sd: dict, plan, kind: str, where: str = "mini state dict") -> dict:
     """Darknet state dict (``layers.{i}.{name}``) of a mini state dict; every mini key must be used
     and every tensor must have the plan's shape (CheckpointError naming the key otherwise)."""
-    out, used = {}, set()
+    from ..strict import check_state_dict
+
+    expected, spec = {}, []
     for lp, prefix, bn in _pairs(plan, kind, where):
         shapes = dict(lp.params)
         for suffix in (BN_SUFFIXES if bn else CONV_SUFFIXES):
-            key = f"{prefix}.{suffix}"
-            if key not in mini_sd:
-                raise CheckpointError(f"{where}: missing key {key!r} (Darknet layer {lp.index})")
-            used.add(key)
-            if suffix.endswith("num_batches_tracked"):
-                continue
-            name = TO_DARKNET[suffix]
-            t = mini_sd[key]
-            if tuple(t.shape) != tuple(shapes[name]):
-                raise CheckpointError(f"{where}: {key} has shape {tuple(t.shape)}, Darknet layer {lp.index} "
-                                      f"{name} needs {tuple(shapes[name])}")
-            out[f"layers.{lp.index}.{name}"] = t
-    extra = [k for k in mini_sd if k not in used]
-    if extra:
-        raise CheckpointError(f"{where}: unused keys {extra[:5]}{' ...' if len(extra) > 5 else ''} (not part of "
-                              f"mini's {kind})")
+            counter = suffix.endswith("num_batches_tracked")
+            expected[f"{prefix}.{suffix}"] = None if counter else shapes[TO_DARKNET[suffix]]
+            if not counter:
+                spec.append((f"{prefix}.{suffix}", f"layers.{lp.index}.{TO_DARKNET[suffix]}"))
+    check_state_dict(expected, mini_sd, where, subject=f"mini's {kind}")
+    out = {dk: mini_sd[k] for k, dk in spec}
     return out
 
 

@@ -126,15 +126,15 @@ def darknet_to_mmdet_state_dict(darknet_sd: dict, plan, model_cfg: dict | None =
     """Darknet native state dict (``layers.i.*``) -> MMDetection YOLOV3 state dict in MMDetection's key order."""
     import torch
 
-    expected = {f"layers.{lp.index}.{n}" for lp in plan for n, _ in lp.params}
-    unused = sorted(set(darknet_sd) - expected)
-    if unused:
-        raise CheckpointError(f"{where}: unused keys {unused[:5]}")
+    from ..strict import check_state_dict
+
+    check_state_dict({f"layers.{lp.index}.{n}": shape for lp in plan for n, shape in lp.params}, darknet_sd,
+                     where, subject="the Darknet cfg")
     by_prefix = {}
     for lp, prefix, has_bn in _pairs(plan, model_cfg):
         m = _name_map(prefix, has_bn)
-        for n, shape in lp.params:
-            by_prefix[m[n]] = _get(darknet_sd, f"layers.{lp.index}.{n}", shape, where)
+        for n, _shape in lp.params:
+            by_prefix[m[n]] = darknet_sd[f"layers.{lp.index}.{n}"]
     out = {}
     for prefix, has_bn in conv_prefixes(model_cfg, "mmdet"):
         if has_bn:
@@ -202,20 +202,17 @@ def darknet_payload(mmdet_sd: dict, model_cfg: dict | None = None, where: str = 
     """Yield (key, tensor) of an MMDetection YOLOV3 state dict in Darknet ``.weights`` order
     (per conv: BN bias, scale, mean, variance, then weights; output convs: bias, weights), checking
     that every key is used. Needs no Darknet cfg: the order follows from the module structure."""
-    used = set()
-    items = []
+    from ..strict import check_state_dict
+
+    expected, order = {}, []
     for prefix, has_bn in conv_prefixes(model_cfg, "darknet"):
         for _, k in _conv_keys(prefix, has_bn):
-            if k not in mmdet_sd:
-                raise CheckpointError(f"{where}: missing key {k!r}")
-            items.append((k, mmdet_sd[k]))
-            used.add(k)
-        if has_bn:
-            used.add(f"{prefix}.bn.num_batches_tracked")
-    unused = sorted(set(mmdet_sd) - used)
-    if unused:
-        raise CheckpointError(f"{where}: unused keys {unused[:5]}{' ...' if len(unused) > 5 else ''}")
-    return items
+            expected[k] = None
+            order.append(k)
+        if has_bn and f"{prefix}.bn.num_batches_tracked" in mmdet_sd:  # optional: a counter Darknet has not
+            expected[f"{prefix}.bn.num_batches_tracked"] = None
+    check_state_dict(expected, mmdet_sd, where, subject="a YOLOV3 of Darknet's layout")
+    return [(k, mmdet_sd[k]) for k in order]
 
 
 def write_darknet_weights(path, mmdet_sd: dict, model_cfg: dict | None = None, header: dict | None = None,

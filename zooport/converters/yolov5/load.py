@@ -128,8 +128,10 @@ def from_yolov5_state_dict(model, state_dict: dict, source: str = "<state dict>"
 
     Raises :class:`CheckpointError` naming the first missing/unused key or shape mismatch.
     """
+    from ..strict import check_state_dict
+
     own = model.state_dict()
-    out = {}
+    out, given = {}, {}  # native key -> tensor, native key -> the key the file used
     det = model.model[model.detect_index]
     det_prefix = f"model.{model.detect_index}."
     for k, v in state_dict.items():
@@ -141,17 +143,10 @@ def from_yolov5_state_dict(model, state_dict: dict, source: str = "<state dict>"
             if not torch.allclose(v.float().reshape(det.nl, -1, 2), ref, rtol=1e-2, atol=1e-2):
                 raise CheckpointError(f"{source}: key {k!r} (pixels) is not anchors * stride")
             continue
-        nk = yolov5_key_to_native(k)
-        if nk not in own:
-            raise CheckpointError(f"{source}: unused key {k!r}: the architecture has no such tensor")
-        if tuple(v.shape) != tuple(own[nk].shape):
-            raise CheckpointError(f"{source}: key {k!r} has shape {tuple(v.shape)}, the architecture expects "
-                                  f"{tuple(own[nk].shape)}")
-        out[nk] = v
-    missing = [k for k in own if k not in out]
-    if missing:
-        raise CheckpointError(f"{source}: missing key {native_key_to_yolov5(missing[0])!r}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        out[yolov5_key_to_native(k)] = v
+        given[yolov5_key_to_native(k)] = k
+    check_state_dict({k: v.shape for k, v in own.items()}, out, source, subject="the architecture",
+                     show=lambda k: given.get(k) or native_key_to_yolov5(k))
     return out
 
 
@@ -199,7 +194,7 @@ def load_yolov5(path: str | os.PathLike, *, names=None):
     apply_overrides(model, ov)
     model._arch["overrides"] = ov
     sd = from_yolov5_state_dict(model, ck.state_dict, str(path))
-    model.load_state_dict(sd, strict=True, assign=True)
+    model.load_state_dict(sd, strict=True, assign=True)  # keys and shapes checked by from_yolov5_state_dict
     model.refresh_meta()
     return model.eval()
 

@@ -36,6 +36,7 @@ import torch
 from ..._io import atomic_path
 from ...errors import CheckpointError, UsageError, WeightsError
 from ...model_defs.darknet.layers import BN_EPS as DARKNET_BN_EPS  # Darknet's hard-coded 1e-5
+from ..strict import check_state_dict
 from .bn_fold import BN_SCALE, check_scale, fold_bn, unfold_bn
 from .darknet_lower import lower, render_cfg
 
@@ -122,10 +123,8 @@ def darknet_to_yolov5_state_dict(model, darknet, *, bn_eps: float = DARKNET_BN_E
     want = {f"layers.{i}.{n}" for i, b in lw.convs.items()
             for n in (("bn.bias", "bn.weight", "bn.running_mean", "bn.running_var") if b.bn else ("conv.bias",))
             + ("conv.weight",)}
-    if set(dsd) != want:
-        extra, missing = sorted(set(dsd) - want), sorted(want - set(dsd))
-        raise CheckpointError(f"the Darknet network is not this YOLOv5 architecture's export: missing "
-                              f"{missing[:3]}, unexpected {extra[:3]}")
+    check_state_dict(dict.fromkeys(sorted(want)), dsd, "the Darknet network",
+                     subject="this YOLOv5 architecture's Darknet export")
     out: dict = {}
     filled: dict = {}
 

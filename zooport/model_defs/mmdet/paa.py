@@ -15,15 +15,10 @@ from .heads import ATSSHead
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n, 4) x (m, 4) xyxy -> (n, m) IoU, mmdet's ``bbox_overlaps`` (eps 1e-6 on the union)."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = torch.maximum(area_a[:, None] + area_b[None, :] - inter, inter.new_tensor(1e-6))
-    return inter / union
+    """(n, 4) x (m, 4) xyxy -> (n, m) IoU, mmdet's ``bbox_overlaps`` (union clamped at 1e-6)."""
+    from ...postprocess.core import box_iou as iou
+
+    return iou(a, b, eps=1e-6, clamp=True)
 
 
 class PAAHead(ATSSHead):
