@@ -121,3 +121,19 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def contract_input(model, x):
+    """The RGB [0, 1] input (zooport's contract) that ``model``'s own normalisation (its ``input_norm``)
+    turns into exactly ``x``: the tensor a reference implementation fed its network directly (the
+    MMDetection goldens store that tensor, taken by ``_forward`` without a data preprocessor).
+    Asserts the round trip is bit-exact, so a parity test still compares the same network input."""
+    import torch
+
+    n = model.input_norm
+    y = x * n.std + n.mean
+    if n.bgr:
+        y = y[:, [2, 1, 0]]
+    y = y / n.scale
+    assert torch.equal(n(y), x), "the golden input is not reachable exactly through the model's normalisation"
+    return y

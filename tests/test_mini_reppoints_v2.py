@@ -19,20 +19,29 @@ def _model_and_input(tmp_path):
     torch.save({"state_dict": rebuilt_state_dict(NAME)}, ck)
     model = load_mmdet(ck, d / "config.py")
     shape = [int(s) for s in idx["input"].split()[2:]]
-    return model, torch.from_numpy(np.fromfile(d / "input.f32", "<f4").reshape(shape)), idx
+    normalised = torch.from_numpy(np.fromfile(d / "input.f32", "<f4").reshape(shape))
+    # the input contract is RGB [0, 1]: mini's Normalize(to_rgb) step undone (its pixels are integers),
+    # then the model's own normalisation (read from that step) must give mini's tensor back
+    n = model.input_norm
+    hw = tuple(int(v) for v in idx["img_shape"].split()[:2])
+    x = torch.round(normalised * n.std + n.mean) / 255
+    x[:, :, hw[0]:, :] = 0
+    x[:, :, :, hw[1]:] = 0
+    assert float((n(x, hw) - normalised).abs().max()) <= 1e-5
+    return model, x, idx
 
 
 def test_reppoints_v2_outputs_and_detections_equal_minis(tmp_path):
     model, x, idx = _model_and_input(tmp_path)
+    hw = tuple(int(v) for v in idx["img_shape"].split()[:2])
     with torch.no_grad():
-        groups = model.raw(x)
+        groups = model.raw(x, img_hw=hw)
     assert len(groups) == 6
     for g, grp in enumerate(groups):
         for lvl, t in enumerate(grp):
             shape = [int(s) for s in idx[f"out{g}_{lvl}"].split()[1:]]
             ref = np.fromfile(GOLDEN / NAME / f"out{g}_{lvl}.f32", "<f4").reshape(shape)
             assert_close(t, ref, what=f"group {g} level {lvl}")
-    hw = tuple(int(v) for v in idx["img_shape"].split()[:2])
     sf = [float(v) for v in idx["scale_factor"].split()][:2]
     det = model.predict(x, img_hw=hw)[0]
     assert_same_dets(det[:, :5], det[:, 5].long(), GOLDEN / NAME / "dets_norescale.txt")

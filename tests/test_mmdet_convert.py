@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import assert_close, asset, read_f32
+from helpers import assert_close, asset, contract_input, read_f32
 
 from zooport.errors import CheckpointError, ConfigError
 
@@ -62,7 +62,7 @@ def test_config_from_meta_and_missing_config(golden, tmp_path):
     model = load_mmdet(p)
     assert model.names[:2] == ["c0", "c1"]
     with torch.no_grad():
-        assert_close(model.raw(x)[2][0], ref, what="centerness level 0 (config from meta)")
+        assert_close(model.raw(contract_input(model, x))[2][0], ref, what="centerness level 0 (config from meta)")
 
 
 def test_unknown_type_names_it(golden, tmp_path):
@@ -98,8 +98,8 @@ def test_cli_to_native_and_back(golden, tmp_path, capsys):
     model = load_native(out).eval()
     assert model.family == "mmdet" and model.stride == [8, 16, 32, 64, 128]
     with torch.no_grad():
-        assert_close(model.raw(x)[2][0], ref, what="centerness level 0 (native reload)")
-        assert model.predict(x)[0].shape == (100, 6)
+        assert_close(model.raw(contract_input(model, x))[2][0], ref, what="centerness level 0 (native reload)")
+        assert model.predict(contract_input(model, x))[0].shape == (100, 6)
 
 
 def test_cli_error_exits_2_without_output(golden, tmp_path, capsys):

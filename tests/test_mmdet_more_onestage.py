@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, asset, formula_checkpoint, read_f32, read_index
+from helpers import assert_close, asset, contract_input, formula_checkpoint, read_f32, read_index
 
 from test_mmdet_parity import match_dets
 
@@ -43,7 +43,7 @@ def _load(name, tmp_path):
     inp, side, ckpt = MODELS[name]
     path = asset(ckpt) if ckpt else formula_checkpoint(folder, tmp_path)
     model = load_mmdet(path, folder / "config.json")
-    x = torch.from_numpy(read_f32(asset(inp), (1, 3, side, side)).copy())
+    x = contract_input(model, torch.from_numpy(read_f32(asset(inp), (1, 3, side, side)).copy()))
     return folder, model, x, path
 
 
@@ -165,7 +165,7 @@ def test_ghm_training_buffers_are_read_and_ignored(tmp_path):
     torch.save(ckpt, tmp_path / "ghm.pth")
     model = load_mmdet(tmp_path / "ghm.pth", folder / "config.json")
     assert model.source["ignored_training_keys"] == sorted(extra)
-    x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy())
+    x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy()))
     shape, path = read_index(folder)[0]["out1_2"]
     with torch.no_grad():
         assert_close(model.raw(x)[1][2], read_f32(path, shape), what="ghm out1_2")
@@ -189,7 +189,7 @@ def test_vfnet_initial_boxes_match_mmdetection(tmp_path):
     folder, model, x, _ = _load("vfnet_r18s_fpn", tmp_path)
     index, _ = read_index(folder)
     with torch.no_grad():
-        feats = model.neck(model.backbone(x))
+        feats = model.neck(model.backbone(model.input_norm(x)))
         init = model.bbox_head.init_boxes(list(feats))
     for lvl, t in enumerate(init):
         shape, path = index[f"bbox_init_{lvl}"]
@@ -201,7 +201,7 @@ def test_reppoints_point_sets_match_mmdetection(tmp_path):
     folder, model, x, _ = _load("reppoints_moment_r18s_fpn", tmp_path)
     index, _ = read_index(folder)
     with torch.no_grad():
-        sets = model.bbox_head.point_sets(list(model.neck(model.backbone(x))))
+        sets = model.bbox_head.point_sets(list(model.neck(model.backbone(model.input_norm(x)))))
     for lvl, (init, refine) in enumerate(sets):
         for name, t in (("pts_init", init), ("pts_refine", refine)):
             shape, path = index[f"{name}_{lvl}"]

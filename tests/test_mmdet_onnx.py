@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, asset, read_f32
+from helpers import assert_close, asset, contract_input, read_f32
 
 from test_mmdet_parity import MODELS
 from zooport.export.onnx import export_onnx  # no fallback: a broken exporter must fail these tests
@@ -23,7 +23,8 @@ def test_onnx_matches_pytorch(name, tmp_path):
     folder = asset(f"golden/mmdet/{name}")
     model = load_mmdet(folder / f"{name}.pth", folder / "config.json")
     # the bus photo subsampled to 128x128 keeps the export small and quick
-    x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256))[:, :, ::2, ::2].copy())
+    x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"),
+                                                       (1, 3, 256, 256))[:, :, ::2, ::2].copy()))
     with torch.no_grad():
         ref = model(x)
     path = _export(model, tmp_path / f"{name}.onnx", 128)
@@ -45,7 +46,8 @@ def test_onnx_dynamic_shapes(tmp_path):
     model = load_mmdet(folder / "atss_r18s_fpn.pth", folder / "config.json")
     path = export_onnx(model, tmp_path / "atss_dyn.onnx", imgsz=128, dynamic=True, opset=17)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256))[:, :, :128, :256].copy())
+    x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"),
+                                                       (1, 3, 256, 256))[:, :, :128, :256].copy()))
     x = torch.cat([x, x.flip(-1)])
     with torch.no_grad():
         ref = model(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, asset, read_f32
+from helpers import assert_close, asset, contract_input, read_f32
 
 MODELS = ["retinanet_r18s_fpn", "fcos_r18s_fpn", "atss_r18s_fpn", "gfl_r18s_fpn", "yolox_nano_s"]
 
@@ -23,7 +23,7 @@ def _load(name):
 
     folder = asset(f"golden/mmdet/{name}")
     model = load_mmdet(folder / f"{name}.pth", folder / "config.json")
-    x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy())
+    x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy()))
     return folder, model, x
 
 

@@ -21,14 +21,23 @@ def test_resize_rounding_is_mmcv_rescale_size():
 
 
 def test_padding_and_normalisation_synthetic():
+    """preprocess_mmdet: keep-ratio resize, RGB / 255, zero padding; the model's InputNorm then gives
+    MMDetection's normalised tensor (its channel order, (x - mean) / std, padding 0 after normalising)."""
+    from zooport.model_defs.input_norm import mmdet_input_norm
+
     img = np.full((10, 7, 3), (10, 20, 30), np.uint8)  # B, G, R
-    pre = {"resize_scale": [7, 10], "keep_ratio": True, "mmdet_mean": [1, 2, 3], "mmdet_std": [2, 2, 2],
-           "bgr_to_rgb": True, "pad_size_divisor": 8}
+    pre = {"resize_scale": [7, 10], "keep_ratio": True, "pad_size_divisor": 8}
     x, info = preprocess_mmdet(img, pre)
     assert x.shape == (3, 16, 8) and info["img_shape"] == (10, 7) and info["pad_shape"] == (16, 8)
-    assert np.allclose(x[:, 0, 0], [(30 - 1) / 2, (20 - 2) / 2, (10 - 3) / 2])  # RGB order after the swap
-    assert not x[:, 10:].any() and not x[:, :, 7:].any()  # zero padding bottom / right, after normalising
-    assert np.allclose(unmmdet_boxes(np.array([[1, 2, 3, 4.0]]), (0.5, 0.25)), [[2, 8, 6, 16]])
+    assert np.array_equal(x[:, 0, 0], np.array([30, 20, 10], np.float32) / np.float32(255))  # RGB [0, 1]
+    assert not x[:, 10:].any() and not x[:, :, 7:].any()
+    for bgr_to_rgb, pixel in ((True, [30, 20, 10]), (False, [10, 20, 30])):
+        norm = mmdet_input_norm({"data_preprocessor": {"mean": [1, 2, 3], "std": [2, 2, 2], "bgr_to_rgb": bgr_to_rgb}})
+        seen = norm(torch.from_numpy(x[None]), info["img_shape"])[0].numpy()
+        want = (np.array(pixel, np.float32) - np.array([1, 2, 3], np.float32)) / np.float32(2)
+        assert np.array_equal(seen[:, 0, 0], want), bgr_to_rgb  # the model's channel order, then mean / std
+        assert not seen[:, 10:].any() and not seen[:, :, 7:].any()  # padding 0 after normalising
+        assert seen[:, :10, :7].all()
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +56,15 @@ def test_input_tensor_matches_mmdetection(pipeline_model):
     folder, model = pipeline_model
     pre = model.preprocess
     assert pre["mode"] == "mmdet" and pre["resize_scale"] == [600, 400] and pre["keep_ratio"]
-    assert pre["bgr_to_rgb"] and pre["pad_size_divisor"] == 32
+    assert pre["pad_size_divisor"] == 32 and not pre["model_normalises"]["bgr"]  # bgr_to_rgb: the model takes RGB
     x, info = preprocess_mmdet(cv2.imread(str(asset("zoo/images/bus.jpg"))), pre)
     ref = read_f32(folder / "input.f32", (1, 3, 544, 416))[0]
     assert x.shape == ref.shape and info["img_shape"] == (533, 400) and info["pad_shape"] == (544, 416)
     assert info["scale_factor"] == (400 / 810, 533 / 1080)
-    assert float(np.abs(x - ref).max()) <= 1e-5
-    assert not x[:, 533:].any() and not x[:, :, 400:].any()
+    assert 0 <= x.min() and x.max() <= 1  # the input contract: RGB in [0, 1]
+    seen = model.input_norm(torch.from_numpy(x[None]), info["img_shape"])[0].numpy()
+    assert float(np.abs(seen - ref).max()) <= 1e-5  # what MMDetection's data preprocessor made
+    assert not seen[:, 533:].any() and not seen[:, :, 400:].any()
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, asset, assets_root, formula_checkpoint, read_f32
+from helpers import assert_close, asset, assets_root, contract_input, formula_checkpoint, read_f32
 
 TWO_STAGE = ["faster_rcnn_r18s_fpn", "cascade_rcnn_r18s_fpn", "libra_faster_rcnn_r18s_fpn", "dynamic_rcnn_r18s_fpn",
              "pisa_faster_rcnn_r18s_fpn", "sabl_faster_rcnn_r18s_fpn"]
@@ -40,7 +40,8 @@ def load(name, tmp_path_factory):
         folder = asset(f"golden/mmdet-more/{name}")
         ckpt = formula_checkpoint(folder, tmp_path_factory.mktemp(name))
         model = load_mmdet(ckpt, folder / "config.json")
-        x = torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256)).copy())
+        x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"),
+                                                           (1, 3, 256, 256)).copy()))
         with torch.no_grad():
             raw = model.raw(x)
         _CACHE[name] = (folder, model, x, raw)

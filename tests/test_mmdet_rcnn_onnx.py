@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import asset, formula_checkpoint, read_f32
+from helpers import asset, contract_input, formula_checkpoint, read_f32
 
 from test_mmdet_rcnn import TWO_STAGE, same_rows
 
@@ -30,7 +30,8 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["preprocessing"])["mode"] == "mmdet"
     assert [o.name for o in proto.graph.output] == ["num_dets", "boxes", "scores", "classes"]
-    x = read_f32(asset("golden/mmdet/input_bus_256.f32"), (1, 3, 256, 256))
+    x = contract_input(model, torch.from_numpy(read_f32(asset("golden/mmdet/input_bus_256.f32"),
+                                                       (1, 3, 256, 256)).copy())).numpy()
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -62,7 +63,8 @@ def test_small_faster_rcnn_onnx_no_assets():
     with pytest.raises(UsageError, match="static"):
         build_onnx(model, imgsz=(64, 96), dynamic=True)
     proto = build_onnx(model, imgsz=(64, 96), opset=16)
-    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    # an image as the contract has it (u8 / 255); the model scales it to 0-255 and normalises inside
+    x = torch.randint(0, 256, (1, 3, 64, 96), generator=torch.Generator().manual_seed(3)).float() / 255
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     num, boxes, scores, classes = sess.run(None, {"images": x.numpy()})
     n = int(num[0, 0])

@@ -28,7 +28,12 @@ def test_cls_logits_and_top5_match_yolov5(cls_model):
     assert type(m).__name__ == "YOLOv5ClsModel" and m.family == "yolov5-cls"
     assert sum(p.numel() for p in m.parameters()) == 2493000
     assert len(m.names) == 1000 and m.input_size == [224, 224]
-    x = torch.from_numpy(read_f32(asset(f"{CLS}/input_224.f32"), (1, 3, 224, 224)).copy())
+    from zooport.eval.classify import classify_input
+    from zooport.eval.data import read_image
+
+    # the input contract: RGB in [0, 1]; the model applies the ImageNet mean / std itself
+    x = torch.from_numpy(classify_input(read_image(asset("zoo/images/bus.jpg")), m.preprocess)[None])
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
     with torch.no_grad():
         logits = m(x)
         assert torch.equal(m.raw(x), logits)
@@ -46,7 +51,9 @@ def test_cls_bn_eps_read_from_pickle(cls_model):
     assert all(b.eps == pytest.approx(1e-3) for b in bns if b is not head_bn)
 
 
-def test_cls_preprocessing_reproduces_yolov5_input():
+def test_cls_preprocessing_reproduces_yolov5_input(cls_model):
+    """classify_input (crop, resize, RGB, / 255) then the model's own normalisation = the tensor YOLOv5's
+    classify_transforms feeds its model."""
     from zooport.eval.classify import classify_input
     from zooport.eval.data import read_image
     from zooport.model_defs.yolov5.tasks import classify_preprocess
@@ -54,21 +61,22 @@ def test_cls_preprocessing_reproduces_yolov5_input():
     x = classify_input(read_image(asset("zoo/images/bus.jpg")), classify_preprocess(224))
     ref = read_f32(asset(f"{CLS}/input_224.f32"), (1, 3, 224, 224))[0]
     assert x.shape == (3, 224, 224) and x.dtype == np.float32
-    assert float(np.abs(x - ref).max()) <= 1e-5
+    seen = cls_model.input_norm(torch.from_numpy(x[None]))[0].numpy()
+    assert float(np.abs(seen - ref).max()) <= 1e-5
+    assert float(np.abs(x - ref).max()) > 0.5  # the [0, 1] input itself is not YOLOv5's normalised tensor
 
 
 def test_cls_preprocessing_geometry_independent():
-    """A synthetic 6x10 BGR image: centre crop = columns 2..7, identity resize at 6, RGB order, mean/std."""
+    """A synthetic 6x10 BGR image: centre crop = columns 2..7, identity resize at 6, RGB order, / 255."""
     from zooport.eval.classify import classify_input
 
     im = np.zeros((6, 10, 3), np.uint8)
     im[:, :, 0] = np.arange(10)[None, :] * 20  # blue encodes the column
     im[:, :, 2] = 255
-    pre = {"size": [6, 6], "mean": [0.5, 0.25, 0.0], "std": [0.5, 1.0, 2.0]}
-    x = classify_input(im, pre)
+    x = classify_input(im, {"size": [6, 6]})
     assert x.shape == (3, 6, 6)
-    np.testing.assert_allclose(x[0], (1.0 - 0.5) / 0.5, rtol=1e-6)  # R = 255
-    np.testing.assert_allclose(x[2, 0], (np.arange(2, 8) * 20 / 255.0) / 2.0, rtol=1e-6)  # B, columns 2..7
+    assert np.all(x[0] == 1.0)  # R = 255
+    assert np.array_equal(x[2, 0], (np.arange(2, 8) * 20).astype(np.float32) / np.float32(255))  # B, columns 2..7
 
 
 def test_cls_checkpoint_extra_objects_are_inert_records():

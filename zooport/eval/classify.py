@@ -4,8 +4,8 @@
   ``LoadImages(..., transforms=classify_transforms(size))``: the BGR image
   (as ``cv2.imread`` gives it) centre-cropped to a square of side min(h, w)
   (top = (h - m) // 2, left = (w - m) // 2), ``cv2.resize`` to size x size with
-  INTER_LINEAR, HWC -> CHW, BGR -> RGB, float32 / 255, then
-  ``(x - mean) / std`` in float32 (torchvision ``Normalize``). -> (3, size, size) float32.
+  INTER_LINEAR, HWC -> CHW, BGR -> RGB, float32 / 255 -> (3, size, size) float32 in [0, 1]. YOLOv5's
+  ImageNet ``(x - mean) / std`` (torchvision ``Normalize``) is the model's own first step.
 * :func:`load_image_folder`: an ImageFolder-style directory (one sub-directory
   per class, sorted names = class indices, as torchvision's ``ImageFolder``).
 * :func:`topk_accuracy`: top-1 / top-5 as ``classify/val.py`` counts them.
@@ -30,11 +30,9 @@ def classify_input(img_bgr: np.ndarray, pre: dict) -> np.ndarray:
     m = min(h, w)
     top, left = (h - m) // 2, (w - m) // 2
     im = cv2.resize(img_bgr[top:top + m, left:left + m], (size_w, size_h), interpolation=cv2.INTER_LINEAR)
-    x = np.ascontiguousarray(im.transpose(2, 0, 1)[::-1]).astype(np.float32)
-    x /= np.float32(255.0)
-    mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), np.float32).reshape(3, 1, 1)
-    std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), np.float32).reshape(3, 1, 1)
-    return (x - mean) / std
+    from .preprocess import bgr_to_chw01
+
+    return bgr_to_chw01(im)  # RGB [0, 1]: a classifier's mean / std is its own first step (InputNorm)
 
 
 def load_image_folder(root) -> tuple[list, list]:

@@ -208,10 +208,13 @@ def mmdet_resize_hw(h0: int, w0: int, scale_wh, keep_ratio: bool = True) -> tupl
 
 
 def preprocess_mmdet(img_bgr: np.ndarray, pre: dict):
-    """One BGR uint8 image -> (CHW float32 model input, info) as MMDetection feeds its model.
+    """One BGR uint8 image -> (CHW float32 model input, info) as MMDetection's test pipeline resizes
+    and pads it, on zooport's input contract: RGB ``u8 / 255``, zero padding to ``pad_size_divisor``.
 
+    The model normalises inside (:class:`zooport.model_defs.input_norm.InputNorm`: ``x * 255`` is the
+    pixel again, exactly; then MMDetection's channel order, ``(x - mean) / std``, and the padding set
+    to 0 when ``predict`` / ``raw`` get ``img_hw``), so it sees the same bits as MMDetection's own model.
     ``pre``: a model's ``preprocess`` dict in ``mmdet`` mode: ``resize_scale`` (w, h), ``keep_ratio``,
-    ``mmdet_mean`` / ``mmdet_std`` (pixel units, in the model's channel order), ``bgr_to_rgb``,
     ``pad_size_divisor``. ``info``: ``img_shape`` (h, w) after resizing, ``pad_shape`` (h, w) of the
     returned tensor, ``scale_factor`` (w / w0, h / h0) as MMDetection records it.
     """
@@ -219,14 +222,7 @@ def preprocess_mmdet(img_bgr: np.ndarray, pre: dict):
 
     h0, w0 = img_bgr.shape[:2]
     h, w = mmdet_resize_hw(h0, w0, pre["resize_scale"], bool(pre.get("keep_ratio", True)))
-    im = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-    x = im.transpose(2, 0, 1)
-    if pre.get("bgr_to_rgb"):
-        x = x[::-1]
-    x = x.astype(np.float32)
-    mean = np.asarray(pre.get("mmdet_mean") or (0, 0, 0), np.float32).reshape(3, 1, 1)
-    std = np.asarray(pre.get("mmdet_std") or (1, 1, 1), np.float32).reshape(3, 1, 1)
-    x = (x - mean) / std
+    x = bgr_to_chw01(cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_LINEAR))
     d = int(pre.get("pad_size_divisor") or 1)
     ph, pw = -(-h // d) * d, -(-w // d) * d
     out = np.zeros((3, ph, pw), np.float32)

@@ -14,9 +14,10 @@ model family is special-cased downstream.
 * metadata attributes, all JSON-serialisable: ``names`` (list[str]),
   ``stride`` (list[int], one per output level), ``anchors`` (list per level
   of [w, h] pairs in input pixels, or None), ``input_size`` ([h, w]),
-  ``preprocess`` (dict: ``mode`` "letterbox" | "resize", ``pad_value``,
-  ``color`` "rgb", ``scale`` (1/255 means uint8 -> [0, 1]), and optional
-  ``mean``/``std``), ``source`` (dict: ``format``, ``sha256``, ``file``).
+  ``preprocess`` (dict: ``mode`` "letterbox" | "resize" | "mmdet" | "center_crop",
+  ``pad_value``, ``color`` "rgb", ``scale`` (1/255 means uint8 -> [0, 1]); a model
+  trained on other inputs normalises inside (:mod:`zooport.model_defs.input_norm`)
+  and says how in ``model_normalises``), ``source`` (dict: ``format``, ``sha256``, ``file``).
 * ``model.native_arch() -> dict``: a JSON-serialisable architecture
   description from which ``from_native`` (classmethod) rebuilds the model;
   together with ``state_dict()`` and ``meta`` it is the native checkpoint

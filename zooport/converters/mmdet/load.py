@@ -67,18 +67,57 @@ def resolve_config(config, meta: dict, source: str) -> dict:
                       "(an MMDetection .py config, or a resolved .json / .yaml)")
 
 
-def _test_resize(cfg: dict):
-    """((w, h), keep_ratio) of the test pipeline's ``Resize``, or None when the config has none."""
+def _test_steps(cfg: dict):
+    """The test pipeline's steps: 3.x ``test_pipeline`` / ``test_dataloader.dataset.pipeline``, 2.x
+    ``data.test.pipeline``; a 2.x ``MultiScaleFlipAug``'s ``transforms`` in its place (with its
+    ``img_scale`` handed to the Resize inside, as mmdet 2.x does)."""
     pipes = [cfg.get("test_pipeline")]
     dl = cfg.get("test_dataloader")
     if isinstance(dl, dict) and isinstance(dl.get("dataset"), dict):
         pipes.append(dl["dataset"].get("pipeline"))
+    data = cfg.get("data")
+    if isinstance(data, dict) and isinstance(data.get("test"), dict):
+        pipes.append(data["test"].get("pipeline"))
     for pipe in pipes:
-        for step in pipe or []:
-            if isinstance(step, dict) and step.get("type") == "Resize" and isinstance(step.get("scale"), (list, tuple)):
-                w, h = step["scale"][:2]
-                return (int(w), int(h)), bool(step.get("keep_ratio", False))
+        for step in pipe if isinstance(pipe, (list, tuple)) else []:
+            if not isinstance(step, dict):
+                continue
+            if step.get("type") == "MultiScaleFlipAug" and isinstance(step.get("transforms"), (list, tuple)):
+                scale = step.get("img_scale", step.get("scale"))
+                for inner in step["transforms"]:
+                    if isinstance(inner, dict) and inner.get("type") == "Resize" and scale is not None \
+                            and "scale" not in inner:
+                        inner = {**inner, "scale": scale[0] if isinstance(scale, list) and scale and
+                                 isinstance(scale[0], (list, tuple)) else scale}
+                    if isinstance(inner, dict):
+                        yield inner
+            else:
+                yield step
+
+
+def _test_resize(cfg: dict):
+    """((w, h), keep_ratio) of the test pipeline's ``Resize``, or None when the config has none."""
+    for step in _test_steps(cfg):
+        if step.get("type") == "Resize":
+            scale = step.get("scale", step.get("img_scale"))
+            if isinstance(scale, (list, tuple)) and len(scale) >= 2 and not isinstance(scale[0], (list, tuple)):
+                return (int(scale[0]), int(scale[1])), bool(step.get("keep_ratio", False))
     return None
+
+
+def _with_pipeline_normalisation(model_cfg: dict, cfg: dict) -> dict:
+    """An mmdet 2.x config normalises in its pipeline (``Normalize(mean, std, to_rgb)``, ``Pad(size_divisor)``)
+    instead of a ``data_preprocessor``: give the model that one, so its InputNorm does what the pipeline did."""
+    if model_cfg.get("data_preprocessor") is not None:
+        return model_cfg
+    dp = None
+    for step in _test_steps(cfg):
+        if step.get("type") == "Normalize":
+            dp = {"type": "DetDataPreprocessor", "mean": [float(v) for v in step.get("mean", (0, 0, 0))],
+                  "std": [float(v) for v in step.get("std", (1, 1, 1))], "bgr_to_rgb": bool(step.get("to_rgb", True))}
+        elif step.get("type") == "Pad" and dp is not None and step.get("size_divisor"):
+            dp["pad_size_divisor"] = int(step["size_divisor"])
+    return model_cfg if dp is None else {**model_cfg, "data_preprocessor": dp}
 
 
 def _input_size(cfg: dict, model_type: str) -> list[int]:
@@ -107,7 +146,7 @@ def build_model(config: dict, *, names=None, source=None, where: str = "config")
     from ...model_defs.mmdet.registry import preprocess_spec
     from ...parsers.mmdet.config import class_names, model_section
 
-    model_cfg = model_section(config, where)
+    model_cfg = _with_pipeline_normalisation(model_section(config, where), config)
     _refuse_mini(model_cfg, where)
     names = names or class_names(config)
     return model_class(model_cfg)(model_cfg, names=names, input_size=_input_size(config, model_cfg.get("type")), source=source,

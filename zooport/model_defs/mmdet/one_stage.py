@@ -9,6 +9,7 @@ import torch
 
 from ...errors import ConfigError
 from ..base import Detector
+from ..input_norm import mmdet_input_norm
 from .common import fuse_modules
 from .options import check_detector_keys
 from .registry import BACKBONES, DETECTORS, HEADS, NECKS, TWO_STAGE, build_component, native_kwargs, preprocess_spec
@@ -29,8 +30,9 @@ class MMDetModel(Detector):
         names = list(names) if names else [f"class{i}" for i in range(nc)]
         if len(names) != nc:
             raise ConfigError(f"model.bbox_head: num_classes={nc} but {len(names)} class names given")
-        pre = preprocess or preprocess_spec(model_cfg)
+        pre = preprocess_spec(model_cfg, given=preprocess)
         super().__init__(names=names, stride=[1], input_size=input_size, preprocess=pre, source=source)
+        self.input_norm = mmdet_input_norm(model_cfg)  # RGB [0, 1] in, MMDetection's normalisation inside
         self.model_cfg = copy.deepcopy(model_cfg)
         self.test_cfg = test_cfg
         self.backbone = build_component(BACKBONES, model_cfg.get("backbone"), "backbone")
@@ -41,8 +43,10 @@ class MMDetModel(Detector):
         if gen is not None and hasattr(gen, "base_sizes") and t == "YOLOV3":
             self.anchors = [[list(wh) for wh in lvl] for lvl in gen.base_sizes]
 
-    def raw(self, x):
-        feats = self.backbone(x)
+    def raw(self, x, img_hw=None):
+        """The head's raw output groups for RGB [0, 1] ``x``; ``img_hw``: the valid (h, w) of a padded
+        ``x`` (the padding is zero after normalising, as in MMDetection)."""
+        feats = self.backbone(self.input_norm(x, img_hw))
         if self.neck is not None:
             feats = self.neck(feats)
         return self.bbox_head(list(feats))
@@ -62,7 +66,7 @@ class MMDetModel(Detector):
         from .predict import predict
 
         hw = (x.shape[2], x.shape[3]) if img_hw is None else (int(img_hw[0]), int(img_hw[1]))
-        return predict(self.bbox_head, self.raw(x), hw, cfg or self.test_cfg, scale_factor)
+        return predict(self.bbox_head, self.raw(x, img_hw), hw, cfg or self.test_cfg, scale_factor)
 
     def fuse(self):
         fuse_modules(self)

@@ -62,30 +62,37 @@ def native_kwargs(meta: dict, default_size) -> dict:
             "preprocess": meta.get("preprocess"), "source": meta.get("source")}
 
 
-def preprocess_spec(model_cfg: dict, resize=None) -> dict:
-    """The ``mmdet`` preprocessing mode: how MMDetection's test pipeline and data preprocessor feed images.
+def preprocess_spec(model_cfg: dict, resize=None, given: dict | None = None) -> dict:
+    """The ``mmdet`` preprocessing mode: how MMDetection's test pipeline feeds images, on zooport's
+    input contract (RGB in [0, 1]; the model normalises inside, see
+    :class:`zooport.model_defs.input_norm.InputNorm`).
 
     ``resize_scale`` (w, h) and ``keep_ratio``: the test pipeline's ``Resize`` (``resize`` = ((w, h),
     keep_ratio) from the config; default: (1333, 800) for R-CNN models, else the detector's usual input
-    size, keep-ratio); ``mmdet_mean`` / ``mmdet_std`` in pixel units, ``bgr_to_rgb`` and
-    ``pad_size_divisor``: the ``data_preprocessor`` (images load as BGR). See
-    :func:`zooport.eval.preprocess.preprocess_mmdet`.
-
-    The same normalisation is also given for images scaled to [0, 1] (``scale``, ``mean``, ``std``,
-    ``color``: (x - mean/255) / (std/255), channels swapped to RGB only when ``bgr_to_rgb``), which is
-    what the ``resize`` mode uses.
+    size, keep-ratio); ``pad_size_divisor`` from the ``data_preprocessor``; ``model_normalises``: what
+    the model's :class:`InputNorm` does (from the ``data_preprocessor``: mean, std in pixel units,
+    ``bgr``). See :func:`zooport.eval.preprocess.preprocess_mmdet`. ``given``: a stored preprocess
+    dict (a native checkpoint's meta, maybe written before the model normalised inside): its resize
+    settings are kept, its normalisation keys dropped.
     """
+    from ..input_norm import mmdet_input_norm
+
     dp = model_cfg.get("data_preprocessor") or {}
-    mean = [float(v) for v in (dp.get("mean") or (0.0, 0.0, 0.0))]
-    std = [float(v) for v in (dp.get("std") or (1.0, 1.0, 1.0))]
     if resize is None:
         default = {"YOLOX": (640, 640), "YOLOV3": (608, 608)}.get(model_cfg.get("type"), (1333, 800))
         resize = (default, True)
-    pre = {"mode": "mmdet", "pad_value": 0, "color": "rgb" if dp.get("bgr_to_rgb") else "bgr",
-           "scale": 1.0 / 255.0, "mean": [m / 255.0 for m in mean], "std": [s / 255.0 for s in std],
-           "mmdet_mean": mean, "mmdet_std": std, "bgr_to_rgb": bool(dp.get("bgr_to_rgb", False)),
+    pre = {"mode": "mmdet", "pad_value": 0, "color": "rgb", "scale": 1.0 / 255.0,
            "resize_scale": [int(v) for v in resize[0]], "keep_ratio": bool(resize[1]),
            "pad_size_divisor": int(dp.get("pad_size_divisor") or 1)}
+    if given:
+        old = {k: v for k, v in given.items() if k not in _NORM_KEYS}
+        pre.update({k: v for k, v in old.items() if k in ("resize_scale", "keep_ratio", "pad_size_divisor",
+                                                          "interpolation")})
+    pre["model_normalises"] = mmdet_input_norm(model_cfg).spec()
     return pre
+
+
+# What a preprocess dict said about normalising before the models did it themselves.
+_NORM_KEYS = ("mean", "std", "mmdet_mean", "mmdet_std", "bgr_to_rgb", "color", "scale", "model_normalises")
 
 

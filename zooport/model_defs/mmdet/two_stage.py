@@ -31,6 +31,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..base import Detector
+from ..input_norm import mmdet_input_norm
 from .one_stage import MMDetModel
 from .options import build_checked, check_detector_keys
 from .registry import BACKBONES, NECKS, TWO_STAGE, build_component, native_kwargs, preprocess_spec
@@ -64,7 +65,8 @@ class TwoStageDetector(Detector):
         if len(names) != nc:
             raise ConfigError(f"model.roi_head.bbox_head: num_classes={nc} but {len(names)} class names given")
         super().__init__(names=names, stride=[1], input_size=input_size,
-                         preprocess=preprocess or preprocess_spec(model_cfg), source=source)
+                         preprocess=preprocess_spec(model_cfg, given=preprocess), source=source)
+        self.input_norm = mmdet_input_norm(model_cfg)  # RGB [0, 1] in, MMDetection's normalisation inside
         self.model_cfg = copy.deepcopy(model_cfg)
         self.test_cfg = test_cfg
         self.backbone = build_component(BACKBONES, model_cfg.get("backbone"), "backbone")
@@ -86,8 +88,9 @@ class TwoStageDetector(Detector):
         ext = self.roi_head.extractors[0] if isinstance(self.roi_head, CascadeRoIHead) else self.roi_head.extractor
         self.stride = list(ext.featmap_strides)
 
-    def extract_feat(self, x):
-        feats = self.backbone(x)
+    def extract_feat(self, x, img_hw=None):
+        """Backbone + neck features of RGB [0, 1] ``x`` (normalised first; outside ``img_hw`` zero)."""
+        feats = self.backbone(self.input_norm(x, img_hw))
         if isinstance(self.neck, nn.ModuleList):
             for n in self.neck:
                 feats = n(feats)
@@ -100,7 +103,7 @@ class TwoStageDetector(Detector):
 
     def raw(self, x, img_hw=None):
         hw = self._hw(x, img_hw)
-        feats = self.extract_feat(x)
+        feats = self.extract_feat(x, img_hw)
         cls, reg = self.rpn_head(feats)
         props = self.rpn_head.proposals(cls, reg, hw, self.test_cfg["rpn"])
         from .roi_heads import rois_from
@@ -113,7 +116,7 @@ class TwoStageDetector(Detector):
     def predict(self, x, img_hw=None, scale_factor=None, cfg: dict | None = None):
         hw = self._hw(x, img_hw)
         cfg = cfg or self.test_cfg
-        feats = self.extract_feat(x)
+        feats = self.extract_feat(x, img_hw)
         cls, reg = self.rpn_head(feats)
         props = self.rpn_head.proposals(cls, reg, hw, cfg["rpn"])
         return self.roi_head.predict(feats, props, hw, cfg["rcnn"], scale_factor)

@@ -19,7 +19,7 @@ from .model import UltralyticsModel
 def classify_preprocess_ultralytics(size: int = 224) -> dict:
     """The preprocessing dict of an Ultralytics classifier (module doc)."""
     return {"mode": "center_crop", "color": "rgb", "scale": 1.0 / 255.0, "size": [int(size), int(size)],
-            "interpolation": "linear", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+            "interpolation": "linear"}  # no mean / std: Ultralytics classifiers take RGB [0, 1] as is
 
 
 class UltralyticsClsModel(UltralyticsModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from ..input_norm import InputNorm
 from .model import YOLOv5Model
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -27,9 +28,12 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 
 def classify_preprocess(size: int = 224) -> dict:
     """YOLOv5 v7.0 ``classify_transforms(size)`` as a preprocessing dict: centre square crop of side
-    min(h, w), ``cv2.resize`` to size x size (INTER_LINEAR), BGR -> RGB, /255, then (x - mean) / std."""
+    min(h, w), ``cv2.resize`` to size x size (INTER_LINEAR), BGR -> RGB, /255; the ImageNet
+    ``(x - mean) / std`` is the model's own first step (``model_normalises``, see
+    :class:`~zooport.model_defs.input_norm.InputNorm`), so its input is RGB in [0, 1] as for every model."""
     return {"mode": "center_crop", "color": "rgb", "scale": 1.0 / 255.0, "size": [int(size), int(size)],
-            "interpolation": "linear", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+            "interpolation": "linear", "model_normalises": {"scale": 1.0, "bgr": False, "mean": list(IMAGENET_MEAN),
+                                                            "std": list(IMAGENET_STD)}}
 
 
 class YOLOv5SegModel(YOLOv5Model):
@@ -75,9 +79,17 @@ class YOLOv5ClsModel(YOLOv5Model):
     def _pixel_anchors(self):
         return None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # YOLOv5's classify_transforms normalise with the ImageNet statistics; here the model does
+        # (RGB [0, 1] in); a preprocess dict stored before that (mean / std keys) is brought up to date
+        self.input_norm = InputNorm(IMAGENET_MEAN, IMAGENET_STD)
+        old = {k: v for k, v in self.preprocess.items() if k not in ("mean", "std")}
+        self.preprocess = {**old, "model_normalises": self.input_norm.spec()}
+
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, nc)."""
-        return self.model[self.detect_index].heads(self._detect_inputs(x))[0]
+        """Logits (B, nc) of RGB [0, 1] ``x`` (ImageNet-normalised first)."""
+        return self.model[self.detect_index].heads(self._detect_inputs(self.input_norm(x)))[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.raw(x)
