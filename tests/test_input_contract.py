@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from zooport.eval.runner import _normalise
+from zooport.transforms import from_meta
 
 
 def _darknet():
@@ -103,8 +103,13 @@ def test_pipeline_hands_rgb_unit_range_only(family):
     m = FAMILIES[family]()
     pre = m.preprocess
     assert "mean" not in pre and "std" not in pre, pre
-    x, _ = _image()
-    assert np.array_equal(_normalise(x[0].numpy(), pre), x[0].numpy())  # the pipeline adds nothing to u8 / 255
+    # an image already at the model's input size: the pipeline (zooport.transforms) hands exactly u8 / 255
+    h, w = (224, 224) if pre["mode"] == "center_crop" else (64, 96)
+    x, u8 = _image(h, w)
+    img = np.ascontiguousarray(u8[0].numpy().astype(np.uint8)[::-1].transpose(1, 2, 0))  # BGR HWC
+    spec = {**pre, "resize_scale": [w, h], "pad_size_divisor": 32, "size": [h, w]}
+    got, _ = from_meta(spec, purpose="val", imgsz=max(h, w), shape=(h, w))(img)
+    assert np.array_equal(got, x[0].numpy())
     assert ("model_normalises" in pre) == (family in NORMALISING)
 
 

@@ -129,3 +129,31 @@ def test_one_pairwise_iou_numpy_and_torch():
     dets = np.array([[0, 0, 10, 10, 0.9, 1], [6, 6, 16, 16, 0.8, 1]])  # IoU 1 and 81 / 119 = 0.68
     assert match_image(a[:2], [1, 1], dets, 0.7).tolist() == [True, False]
     assert match_image(a[:2], [1, 1], dets, 0.6).tolist() == [True, True]
+
+
+def test_one_preprocessing_entry_point(monkeypatch, tmp_path):
+    """predict (Predictor.preprocess) and verify (the batch loader) both take their pipeline from
+    zooport.transforms.from_meta."""
+    import cv2
+    import numpy as np
+
+    import zooport.transforms as T
+    from zooport.eval.data import ImageRecord
+    from zooport.eval.runner import _load_one
+    from zooport.inference.api import Predictor
+    from zooport.model_defs.yolov5.create import create_yolov5
+
+    seen = []
+    real = T.from_meta
+    monkeypatch.setattr(T, "from_meta", lambda *a, **k: seen.append((k.get("mode"), k["purpose"])) or real(*a, **k))
+    img = np.full((48, 80, 3), 90, np.uint8)
+    m = create_yolov5("yolov5n", num_classes=2).eval()
+    x, to_image = Predictor(m, imgsz=64).preprocess(img)
+    # 80x48 -> 64x38 (gain 0.8), padded by 13 above and below to 64x64 (detect.py's minimal rectangle)
+    assert x.shape == (1, 3, 64, 64)
+    assert np.allclose(to_image(np.array([[0, 13, 64, 51]], np.float32)), [[0, 0, 80, 47.5]])
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    rec = ImageRecord(key=1, path=tmp_path / "a.png", height=48, width=80)
+    x2, fn, hw, _ = _load_one(rec, "letterbox", (64, 96), 64, m.preprocess)
+    assert x2.shape == (3, 64, 96) and hw == (48, 80)
+    assert seen == [("letterbox", "predict"), ("letterbox", "val")]

@@ -22,17 +22,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def classify_input(img_bgr: np.ndarray, pre: dict) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> (3, s, s) float32 per the preprocessing dict ``pre`` (mode ``center_crop``)."""
-    import cv2
+    """(H, W, 3) uint8 BGR -> (3, s, s) float32 RGB [0, 1] per the preprocessing dict ``pre`` (mode
+    ``center_crop``): :func:`zooport.eval.preprocess.preprocess_center_crop`."""
+    from .preprocess import preprocess_center_crop
 
-    h, w = img_bgr.shape[:2]
-    size_h, size_w = (int(v) for v in pre.get("size", [224, 224]))
-    m = min(h, w)
-    top, left = (h - m) // 2, (w - m) // 2
-    im = cv2.resize(img_bgr[top:top + m, left:left + m], (size_w, size_h), interpolation=cv2.INTER_LINEAR)
-    from .preprocess import bgr_to_chw01
-
-    return bgr_to_chw01(im)  # RGB [0, 1]: a classifier's mean / std is its own first step (InputNorm)
+    return preprocess_center_crop(img_bgr, pre.get("size", [224, 224]))
 
 
 def load_image_folder(root) -> tuple[list, list]:
@@ -88,13 +82,15 @@ def verify_classifier(model, folder, *, class_map: dict | None = None, batch: in
                 raise DatasetError(f"{folder}: class folder {c!r} names no class of the model "
                                    f"(give a class map folder -> model index)")
             mapping[c] = index[c]
-    pre = model.preprocess
+    from ..transforms import from_meta
+
+    tf = from_meta(model.preprocess, mode="center_crop", purpose="val")
     was_training = model.training
     model.eval()
     logits = []
     with torch.no_grad():
         for s in range(0, len(samples), batch):
-            x = np.stack([classify_input(read_image(p), pre) for p, _ in samples[s:s + batch]])
+            x = np.stack([tf(read_image(p))[0] for p, _ in samples[s:s + batch]])
             logits.append(model(torch.from_numpy(x)).float().numpy())
     model.train(was_training)
     logits = np.concatenate(logits)

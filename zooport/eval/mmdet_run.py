@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .data import BadImage, read_image, skip_or_raise
-from .preprocess import preprocess_mmdet
 
 
 def _load(rec, pre, decoder):
+    from ..transforms import from_meta
+
     im = read_image(rec.path, decoder)
-    x, info = preprocess_mmdet(im, pre)
+    x, info = from_meta(pre, mode="mmdet", purpose="val")(im)
     return x, info, im.shape[:2]
 
 

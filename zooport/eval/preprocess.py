@@ -130,6 +130,20 @@ def bgr_to_chw01(im: np.ndarray) -> np.ndarray:
     return x
 
 
+def preprocess_center_crop(img_bgr: np.ndarray, size_hw) -> np.ndarray:
+    """YOLOv5 v7.0 ``classify_transforms``' geometry: the centred square of side min(h, w) (top =
+    (h - m) // 2, left = (w - m) // 2), ``cv2.resize`` to ``size_hw`` (INTER_LINEAR), RGB / 255.
+    (A classifier's mean / std is the model's own first step.)"""
+    import cv2
+
+    h, w = img_bgr.shape[:2]
+    size_h, size_w = (int(v) for v in size_hw)
+    m = min(h, w)
+    top, left = (h - m) // 2, (w - m) // 2
+    im = cv2.resize(img_bgr[top:top + m, left:left + m], (size_w, size_h), interpolation=cv2.INTER_LINEAR)
+    return bgr_to_chw01(im)
+
+
 def unletterbox_boxes(boxes: np.ndarray, ratio_pad, orig_hw, clip: bool = True) -> np.ndarray:
     """YOLOv5 ``scale_boxes`` with a given ``ratio_pad``, then (``clip``) ``clip_boxes`` to the original image.
 

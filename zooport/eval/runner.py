@@ -30,8 +30,7 @@ import numpy as np
 from ..errors import UsageError
 from ..postprocess import darknet_post, mmdet_post, yolov5_post
 from .data import BadImage, read_image, skip_or_raise
-from .preprocess import (PAD_VALUE, preprocess_letterbox, preprocess_resize, rect_batch_shapes,
-                         unletterbox_boxes, unresize_boxes)
+from .preprocess import rect_batch_shapes
 
 
 @dataclass
@@ -213,36 +212,14 @@ def make_backend(model, backend: str, threads: int | None = None, device=None, p
     raise UsageError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
 
 
-def _normalise(x: np.ndarray, pre: dict) -> np.ndarray:
-    """From RGB CHW in [0, 1] (u8 / 255) to the model's input: colour order, ``scale``, ``mean``/``std``.
-
-    Models fed u8 / 255 (YOLOv5, Darknet) pass through unchanged; a different
-    ``scale`` is applied to the u8 values, then ``(x - mean) / std``.
-    """
-    if str(pre.get("color", "rgb")).lower() == "bgr":
-        x = np.ascontiguousarray(x[::-1])
-    scale = pre.get("scale")
-    if scale is not None and abs(float(scale) - 1 / 255) > 1e-12:
-        x = x * np.float32(255 * float(scale))
-    if pre.get("mean") is not None:
-        mean = np.asarray(pre["mean"], np.float32).reshape(3, 1, 1)
-        std = np.asarray(pre.get("std") or [1, 1, 1], np.float32).reshape(3, 1, 1)
-        x = (x - mean) / std
-    return x.astype(np.float32, copy=False)
-
-
 def _load_one(rec, mode, shape, imgsz, pre, decoder="opencv"):
+    """Read and preprocess one image for the batch of input ``shape``: (x, to_image, (h0, w0), seconds)."""
+    from ..transforms import from_meta
+
     t0 = time.perf_counter()
     im = read_image(rec.path, decoder)
-    h0, w0 = im.shape[:2]
-    if mode == "letterbox":
-        x, rp = preprocess_letterbox(im, shape, int(imgsz if np.isscalar(imgsz) else max(imgsz)),
-                                     int(pre.get("pad_value", PAD_VALUE)))
-        fn = lambda b: unletterbox_boxes(b, rp, (h0, w0), clip=False)  # noqa: E731
-    else:
-        x = preprocess_resize(im, shape)
-        fn = lambda b: unresize_boxes(b, shape, (h0, w0))  # noqa: E731
-    return _normalise(x, pre), fn, (h0, w0), time.perf_counter() - t0
+    x, fn = from_meta(pre, mode=mode, purpose="val", imgsz=imgsz, shape=shape)(im)
+    return x, fn, im.shape[:2], time.perf_counter() - t0
 
 
 def _darknet_batch(out, to_image, hws, conf, iou, max_det=None) -> list:

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import UsageError
 from .coco import ROUNDING, category_ids, score_coco
 from .data import load_dataset, read_image
-from .preprocess import preprocess_letterbox, unletterbox_boxes
+from ..transforms import from_meta
+from .preprocess import unletterbox_boxes
 from .runner import plan_batches
 
 SEG_DEFAULTS = {"conf": 0.001, "iou": 0.6, "max_det": 300, "batch": 32}
@@ -93,7 +94,9 @@ def verify_segmentation(model, coco, ann=None, *, imgsz: int = 640, batch: int |
     with torch.no_grad():
         for idx, shape in plan.batches:
             recs = [ds.images[i] for i in idx]
-            xs, rps = zip(*(preprocess_letterbox(read_image(r.path), shape, st["imgsz"]) for r in recs))
+            tf = from_meta(model.preprocess, mode="letterbox", purpose="val", imgsz=st["imgsz"], shape=shape)
+            xs, fns = zip(*(tf(read_image(r.path)) for r in recs))
+            rps = [fn.ratio_pad for fn in fns]
             pred, proto = net(torch.from_numpy(np.stack(xs)))
             dets = non_max_suppression_seg(pred, st["conf"], st["iou"], nm=model.num_masks, multi_label=True,
                                            max_det=int(st["max_det"]))

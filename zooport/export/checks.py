@@ -113,12 +113,11 @@ def check_image(h: int, w: int, batch: int = 1) -> np.ndarray:
     """The check image (:func:`~zooport.export.check_image.draw_check_image`: a drawn street scene with a
     stop sign and a clock) letterboxed to (h, w): (batch, 3, h, w) RGB float32 in [0, 1]. A real-looking
     input where COCO detectors find objects, unlike noise."""
-    from ..eval.preprocess import letterbox
+    from ..eval.preprocess import bgr_to_chw01, letterbox
     from .check_image import draw_check_image
 
     im, _r, _pad = letterbox(draw_check_image(), (int(h), int(w)), scaleup=True)
-    x = np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
-    return np.repeat(x[None], int(batch), 0)
+    return np.repeat(bgr_to_chw01(im)[None], int(batch), 0)
 
 
 def check_export(model, path, *, mode: str, conf: float = 0.25, iou: float = 0.45, max_det: int = 300,

@@ -31,13 +31,6 @@ from .detections import Detections
 POSTS = ("yolov5", "darknet", "mmdet")
 
 
-def _chw(im: np.ndarray) -> np.ndarray:
-    """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W) in [0, 1] (u8 / 255)."""
-    from ..eval.preprocess import bgr_to_chw01
-
-    return bgr_to_chw01(im)
-
-
 class Predictor:
     """A model plus its pipeline settings; call it on one BGR image.
 
@@ -113,44 +106,18 @@ class Predictor:
 
     # --------------------------------------------------------------- preprocessing
     def preprocess(self, img: np.ndarray):
-        """BGR uint8 image -> (model input (1, 3, h, w) float32, function mapping input-pixel xyxy to image).
+        """BGR uint8 image -> (model input (1, 3, h, w) float32 RGB [0, 1], function mapping input-pixel
+        xyxy to the image), by :func:`zooport.transforms.from_meta` (``purpose="predict"``).
 
         In ``mmdet`` mode the second item is MMDetection's image meta instead (``img_shape``,
         ``scale_factor``): the model's own ``predict`` clips and maps its boxes back with it."""
-        from ..eval.preprocess import PAD_VALUE, letterbox, preprocess_resize, unletterbox_boxes, unresize_boxes
-        from ..eval.runner import _normalise
+        from ..transforms import from_meta
 
-        h0, w0 = img.shape[:2]
-        if self.mode == "letterbox":
-            s = max(self.imgsz)
-            im, r, pad = letterbox(img, (s, s), int(self.pre.get("pad_value", PAD_VALUE)), scaleup=True,
-                                   auto=not self.square, stride=self.stride)
-            x = _chw(im)
-            to_image = lambda b: unletterbox_boxes(b, ((r, r), pad), (h0, w0), clip=True)  # noqa: E731
-        elif self.mode == "resize":
-            hw = tuple(self.imgsz)
-            if self.resize_interp == "darknet":
-                x = preprocess_resize(img, hw)
-            else:  # OpenCV INTER_LINEAR, as the goldens' 416x416 inputs were made
-                import cv2
-
-                im = cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-                x = _chw(im)
-            to_image = lambda b: unresize_boxes(b, hw, (h0, w0))  # noqa: E731
-        else:  # MMDetection's pipeline, the verifier's code: keep-ratio resize, normalise, pad
-            x, meta = self._mmdet(img)
-            return np.ascontiguousarray(x[None]), meta
-        x = _normalise(x, self.pre)
+        tf = from_meta(self.pre, mode=self.mode, purpose="predict", imgsz=self.imgsz, shape=tuple(self.imgsz),
+                       stride=self.stride, square=self.square, resize_interp=self.resize_interp,
+                       mmdet_scale=[max(self.imgsz), min(self.imgsz)] if self._imgsz_given else None)
+        x, to_image = tf(img)
         return np.ascontiguousarray(x[None]), to_image
-
-    def _mmdet(self, img):
-        """:func:`zooport.eval.preprocess.preprocess_mmdet`; ``imgsz`` given -> the Resize scale (long, short)."""
-        from ..eval.preprocess import preprocess_mmdet
-
-        pre = dict(self.pre)
-        if self._imgsz_given:
-            pre["resize_scale"] = [max(self.imgsz), min(self.imgsz)]
-        return preprocess_mmdet(img, pre)
 
     # --------------------------------------------------------------- post-processing
     def postprocess(self, out, x_shape, to_image, orig_hw) -> np.ndarray:
