@@ -157,3 +157,50 @@ def test_one_preprocessing_entry_point(monkeypatch, tmp_path):
     x2, fn, hw, _ = _load_one(rec, "letterbox", (64, 96), 64, m.preprocess)
     assert x2.shape == (3, 64, 96) and hw == (48, 80)
     assert seen == [("letterbox", "predict"), ("letterbox", "val")]
+
+
+def test_one_yolo_row_walk_route_and_stride_probe(monkeypatch):
+    """YOLOv5 and Ultralytics architectures are walked, routed and stride-probed by model_defs.yolo_rows."""
+    import zooport.model_defs.ultralytics.build as UB
+    import zooport.model_defs.yolo_rows as R
+    import zooport.model_defs.yolov5.parse as YP
+    from zooport.errors import ConfigError
+
+    calls = {"rows": [], "route": 0, "probe": 0}
+    real_rows, real_route, real_probe = R.yaml_rows, R.route, R.probe_strides
+
+    def rows(d, depth, what):
+        calls["rows"].append(what)
+        return real_rows(d, depth, what)
+
+    def route(*a):
+        calls["route"] += 1
+        return real_route(*a)
+
+    def probe(*a, **k):
+        calls["probe"] += 1
+        return real_probe(*a, **k)
+
+    for mod in (YP, UB):
+        monkeypatch.setattr(mod, "yaml_rows", rows)
+    monkeypatch.setattr(UB, "probe_strides", probe)
+    monkeypatch.setattr(R, "probe_strides", probe)
+    monkeypatch.setattr(R, "route", route)
+    from zooport.model_defs.yolov5.create import create_yolov5
+
+    y5 = create_yolov5("yolov5n", num_classes=2)
+    u8 = UB.create_ultralytics("yolov8n", num_classes=2)
+    assert y5.stride == [8, 16, 32] and u8.stride == [8, 16, 32]
+    assert "architecture" in calls["rows"] and "Ultralytics yaml" in calls["rows"] and calls["probe"] >= 2
+    n = calls["route"]
+    with torch.no_grad():
+        y5.raw(torch.zeros(1, 3, 64, 64)), u8.raw(torch.zeros(1, 3, 64, 64))
+    assert calls["route"] == n + 2
+    # the shared rules
+    assert [r[2] for r in real_rows({"backbone": [[-1, 3, "C3", [64]], [-1, 1, "Conv", [64]]], "head": []}, 0.33, "x")] \
+        == [1, 1]
+    assert R.from_channels([16, 32], 2, [-1, 0], "w") == [32, 16] and R.from_channels([], 0, -1, "w", 3) == [3]
+    with pytest.raises(ConfigError, match=r"w: 'from' index 5 points outside layers 0\.\.1"):
+        R.from_channels([16, 32], 2, [-1, 5], "w")
+    with pytest.raises(ConfigError, match=r"x layer 0: expected \[from, number, module, args\]"):
+        list(real_rows({"backbone": [[-1, 1, "Conv"]], "head": []}, 1.0, "x"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ...errors import ConfigError, UsageError
+from ..yolo_rows import from_channels, probe_strides, yaml_rows
 
 CFG_DIR = Path(__file__).resolve().parent.parent.parent / "cfgs" / "ultralytics"
 _NAME = re.compile(r"^(yolov8|yolo11)([nsmlx])$")
@@ -96,19 +97,9 @@ def arch_from_yaml(d: dict, scale: str | None = None) -> dict:
     legacy = not any(r[2] == "C3k2" for r in rows if isinstance(r, (list, tuple)) and len(r) == 4)
     ch: list[int] = []
     layers = []
-    for i, row in enumerate(rows):
-        where = f"Ultralytics yaml layer {i}"
-        try:
-            f, n, mname, args = row
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected [from, repeats, module, args], got {row!r}") from None
+    for i, f, n, mname, args, where in yaml_rows(d, depth, "Ultralytics yaml"):
         args = [nc if a == "nc" else None if a == "None" else a for a in args]
-        n = max(round(n * depth), 1) if n > 1 else n
-        fl = [f] if isinstance(f, int) else list(f)
-        try:
-            cin = [ch[j] if j >= 0 else (ch[i + j] if i + j >= 0 else 3) for j in fl] if i else [3]
-        except IndexError:
-            raise ConfigError(f"{where}: 'from' {f!r} points outside layers 0..{i - 1}") from None
+        cin = from_channels(ch, i, f, where) if i else [3]
         if mname == "nn.Upsample":
             spec, c2 = {"type": "Upsample", "size": args[0], "scale_factor": float(args[1]),
                         "mode": str(args[2])}, cin[0]
@@ -174,9 +165,7 @@ def create_ultralytics(name: str = "yolo11n", num_classes: int | None = None, na
     d, scale = load_cfg(name)
     d = dict(d, nc=int(num_classes))
     arch = arch_from_yaml(d, scale)
-    probe = build_uninitialised(dict(arch, stride=[1] * len(arch["layers"][-1]["ch"])))
-    outs = probe.raw(torch.zeros(1, 3, 256, 256, device="meta"))
-    arch["stride"] = [256 // o.shape[-2] for o in outs]
+    arch["stride"] = probe_strides(build_uninitialised(dict(arch, stride=[1] * len(arch["layers"][-1]["ch"]))))
     model = UltralyticsModel(arch, {"names": names, "source": {"format": "ultralytics", "created": name}})
     det = model.detect
     with torch.no_grad():

@@ -125,16 +125,10 @@ class UltralyticsModel(ConvBlockModel):
         return self.model[self.detect_index]
 
     def _detect_inputs(self, x: torch.Tensor) -> list:
-        y: dict = {}
-        for i, (m, f) in enumerate(zip(self.model, self.froms)):
-            if f != -1:
-                x = y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
-            if i == self.detect_index:
-                return x if isinstance(x, list) else [x]
-            x = m(x)
-            if i in self.save:
-                y[i] = x
-        raise AssertionError("unreachable: the last layer is Detect")
+        """The head's inputs (the forward shared with YOLOv5: :func:`~zooport.model_defs.yolo_rows.route`)."""
+        from ..yolo_rows import route
+
+        return route(self.model, self.froms, self.save, self.detect_index, x)
 
     def raw(self, x: torch.Tensor, branch: str = "one2many") -> list:
         """Per-level head outputs (module doc) of the one-to-many or (end-to-end heads) one-to-one branch."""

@@ -48,18 +48,9 @@ def compute_stride(yaml: dict, opt_arch: dict) -> list:
     else:
         nl = len(yaml["anchors"]) if isinstance(yaml["anchors"], list) else len(yaml["head"][-1][0])
     arch = dict(opt_arch, yaml=yaml, stride=[1] * nl)
-    m = build_uninitialised(arch)
-    s = 256
-    from torch.nn import functional as F
-    from torch.overrides import TorchFunctionMode
+    from ..yolo_rows import probe_strides
 
-    class _ShapesOnly(TorchFunctionMode):  # batch norm keeps shapes; on meta tensors it is slow Python
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            return args[0] if func is F.batch_norm else func(*args, **(kwargs or {}))
-
-    with _ShapesOnly():
-        feats = m._detect_inputs(torch.zeros(1, int(yaml.get("ch", 3)), s, s, device="meta"))
-    return [s // o.shape[-2] for o in feats]
+    return probe_strides(build_uninitialised(arch), ch=int(yaml.get("ch", 3)))
 
 
 def load_cfg(name: str) -> dict:

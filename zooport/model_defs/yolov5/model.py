@@ -115,17 +115,10 @@ class YOLOv5Model(ConvBlockModel):
 
     # -- forward ------------------------------------------------------------------------------
     def _detect_inputs(self, x: torch.Tensor) -> list:
-        y = []
-        for i, (m, f) in enumerate(zip(self.model, self.froms)):
-            if i == self.detect_index:
-                if isinstance(f, int):
-                    return [x if f == -1 else y[f]]
-                return [x if j == -1 else y[j] for j in f]
-            if f != -1:
-                x = y[f] if isinstance(f, int) else [x if j == -1 else y[j] for j in f]
-            x = m(x)
-            y.append(x if i in self.save else None)
-        raise AssertionError("unreachable: parse_model guarantees a final Detect")
+        """The head's inputs: the layers routed as the yaml's ``from`` entries say (the shared forward)."""
+        from ..yolo_rows import route
+
+        return route(self.model, self.froms, self.save, self.detect_index, x)
 
     def raw(self, x: torch.Tensor) -> list:
         return self.model[self.detect_index].heads(self._detect_inputs(x))

@@ -13,6 +13,7 @@ import re
 from torch import nn
 
 from ...errors import ConfigError
+from ..yolo_rows import from_channels, yaml_rows
 from . import blocks as B
 from . import cls_head as C
 from . import conv_variants as X
@@ -77,30 +78,18 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
     env = {"nc": nc, "anchors": anchors, "na": na, "None": None, "True": True, "False": False}
     layers, froms, save, ch, types = [], [], [], [], []
     detect_index = None
-    rows = list(d["backbone"]) + list(d["head"])
-    for i, row in enumerate(rows):
-        where = f"architecture layer {i}"
-        try:
-            f, n, mname, args = row
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected [from, number, module, args], got {row!r}") from None
+    for i, f, n, mname, args, where in yaml_rows(d, gd, "architecture"):
         if mname not in _MODULES:
             raise ConfigError(f"{where}: unknown module {mname!r}; expected one of {sorted(_MODULES)}")
         ctor, kind = _MODULES[mname]
         args = [_resolve_arg(a, env, where) for a in args]
 
         def chan(j):  # output channels of the layer a 'from' entry names (-1 = previous)
-            k = i + j if j < 0 else j
-            if not 0 <= k < i:
-                if i == 0 and j == -1:
-                    return ch_in
-                raise ConfigError(f"{where}: 'from' index {j} points outside layers 0..{i - 1}")
-            return ch[k]
+            return from_channels(ch, i, j, where, ch_in)[0]
 
         if kind == "detect" and isinstance(f, list) and not f:
             # v1.0: Detect's inputs are the earlier layers that output na*(nc+5) channels, P5 first
             f = list(reversed([j for j in range(i) if ch[j] == no]))
-        n = max(round(n * gd), 1) if n > 1 else n
         kw = {"opt": opt} if kind in _NEEDS_OPT else {}
         c1 = chan(f) if isinstance(f, int) else None
         if kind in ("conv", "csp", "plainconv"):
@@ -152,6 +141,6 @@ def parse_model(d: dict, opt: B.BuildOptions, ch_in: int = 3, stride=None):
         froms.append(fa)
         ch.append(c2)
         types.append(mname)
-    if detect_index is None or detect_index != len(rows) - 1:
+    if detect_index is None or detect_index != len(d["backbone"]) + len(d["head"]) - 1:
         raise ConfigError(f"YOLOv5 architecture dict must end with a head layer (one of {', '.join(HEADS)})")
     return layers, froms, sorted(set(save)), detect_index
