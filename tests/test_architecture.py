@@ -77,6 +77,20 @@ def test_parsers_and_model_defs_never_import_the_tools():
     assert bad == [], bad
 
 
+def test_the_dataset_readers_are_datasets_and_eval_consumes_them():
+    """One dataset reader: zooport.datasets reads the files (images, COCO JSON, VOC XML) and never reaches
+    into zooport.eval; the verifier's dataset module takes its readers from there."""
+    g = _graph()
+    bad = [(a, b) for a, deps in g.items() if a.startswith("zooport.datasets") for b in deps
+           if b.startswith("zooport.eval")]
+    assert bad == [], bad
+    assert "zooport.datasets.files" in g["zooport.eval.data"]
+    import zooport.datasets.files as files
+    import zooport.eval.data as data
+
+    assert data.read_image is files.read_image and data.parse_voc_xml is files.parse_voc_xml
+
+
 def test_file_names_say_something_and_files_stay_small():
     vague = [p.name for p in PKG.rglob("*.py") if p.stem.endswith(("_extra", "_more", "_misc", "_utils"))]
     assert vague == []

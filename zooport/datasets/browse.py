@@ -15,7 +15,7 @@ def browse(coco: dict, out_dir, *, ids=None, limit: int | None = None, progress:
     listed in ``failed``. Returns ``{"written", "boxes", "failed"}``."""
     from tqdm import tqdm
 
-    from ..eval.data import read_image
+    from .files import read_image
     from ..inference.draw import class_color, draw_boxes
     from ..inference.outputs import write_image
 

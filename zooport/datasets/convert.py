@@ -113,9 +113,9 @@ def _coco_source(src: Path, ann) -> tuple[Path, Path | None]:
         return Path(ann), src
     if src.suffix.lower() == ".json":
         return src, None
-    from ..eval.data import _find_coco
+    from .files import find_coco
 
-    img_dir, ann_file = _find_coco(src, None)
+    img_dir, ann_file = find_coco(src, None)
     return ann_file, img_dir
 
 

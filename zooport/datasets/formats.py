@@ -53,7 +53,7 @@ def read_coco(ann_file, img_dir=None) -> dict:
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise DatasetError(f"{ann_file}: COCO annotation file does not exist")
-    from ..eval.data import read_coco_json
+    from .files import read_coco_json
 
     data = read_coco_json(ann_file)
     if img_dir is None:
@@ -140,9 +140,9 @@ def _voc_categories(root: Path, names: set) -> list:
 def read_voc(voc_dir, year: str = "2007", split: str | None = None) -> dict:
     """A VOC tree (``DIR/VOC<year>/`` or ``DIR`` itself). ``split``: the images of
     ``ImageSets/Main/<split>.txt``; None: every ``Annotations/*.xml``."""
-    from ..eval.data import _find_voc, parse_voc_xml
+    from .files import find_voc, parse_voc_xml
 
-    root = _find_voc(Path(voc_dir), str(year))
+    root = find_voc(Path(voc_dir), str(year))
     ann_dir = root / "Annotations"
     if split is not None:
         sf = root / "ImageSets" / "Main" / f"{split}.txt"
@@ -203,7 +203,7 @@ def voc_xml(im: dict, objs: list, folder: str) -> str:
 
 def read_yolo(src, names: list) -> dict:
     """``src/images/*`` with ``src/labels/<stem>.txt`` (a missing label file = no boxes)."""
-    from ..eval.data import read_image
+    from .files import read_image
     from ..inference.sources import IMAGE_EXTS
 
     src = Path(src)

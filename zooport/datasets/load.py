@@ -19,8 +19,8 @@ def load_any(coco=None, voc=None, ann=None, year: str = "2007", split: str | Non
             return F.read_coco(ann, p)
         if p.suffix.lower() == ".json":
             return F.read_coco(p)
-        from ..eval.data import _find_coco
+        from .files import find_coco
 
-        img_dir, ann_file = _find_coco(p, None)
+        img_dir, ann_file = find_coco(p, None)
         return F.read_coco(ann_file, img_dir)
     return F.read_voc(voc, year, split)

@@ -17,19 +17,13 @@ the JSON explicitly. VOC layout: ``DIR/VOC<year>/`` or ``DIR`` itself holding
 """
 from __future__ import annotations
 
-import json
-import os
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+# the file readers are the datasets package's (one set of rules); re-exported for the verifier's callers
+from ..datasets.files import (DECODERS, BadImage, find_coco, find_voc, parse_voc_xml,  # noqa: F401
+                              read_coco_json, read_image)
 from ..errors import DatasetError
-
-
-class BadImage(DatasetError):
-    """An image file exists but cannot be decoded (corrupt or not an image)."""
 
 
 def skip_or_raise(rec, err: Exception, skip_bad: bool, skipped: list) -> None:
@@ -69,86 +63,11 @@ class Dataset:
         return d
 
 
-DECODERS = ("auto", "opencv", "stb")
-
-
-def read_image(path: Path, decoder: str = "opencv") -> np.ndarray:
-    """Decode an image to BGR uint8 (H, W, 3).
-
-    ``decoder``: ``opencv`` decodes like ``cv2.imread`` (libjpeg-turbo, EXIF orientation applied);
-    ``stb`` decodes JPEG files as Darknet does (:mod:`zooport.jpeg`, equal bit for bit to stb_image,
-    which differs from libjpeg by up to 3 levels on about 1 % of values and ignores EXIF orientation);
-    other formats are lossless, so they go through OpenCV either way.
-    """
-    import cv2
-
-    if not os.path.isfile(path):
-        raise DatasetError(f"{path}: image file is missing")
-    if decoder == "stb":
-        from .. import jpeg
-
-        if jpeg.is_jpeg(path):
-            try:
-                return np.ascontiguousarray(jpeg.read_jpeg(path)[..., ::-1])
-            except jpeg.JpegCorrupt as e:
-                raise BadImage(str(e)) from None
-            except jpeg.JpegUnsupported as e:  # stb_image (so Darknet) refuses it too
-                raise BadImage(f"{e}; Darknet's stb_image cannot read it either (decoder 'opencv' can)") from None
-    elif decoder != "opencv":
-        from ..errors import UsageError
-
-        raise UsageError(f"image decoder must be 'opencv' or 'stb', got {decoder!r}")
-    im = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if im is None or im.size == 0:
-        raise BadImage(f"{path}: corrupt or unreadable image (could not decode)")
-    return im
-
-
 # ----------------------------------------------------------------------------- COCO
 
 
-def _find_coco(coco_dir: Path, ann: Path | None) -> tuple[Path, Path]:
-    """(image dir, annotation json) from the forms users give."""
-    coco_dir = Path(coco_dir)
-    if not coco_dir.is_dir():
-        raise DatasetError(f"{coco_dir}: COCO image folder does not exist")
-    if ann is not None:
-        ann = Path(ann)
-        if not ann.is_file():
-            raise DatasetError(f"{ann}: COCO annotation file does not exist")
-        return coco_dir, ann
-    cand = coco_dir.parent / "annotations" / f"instances_{coco_dir.name}.json"
-    if cand.is_file():
-        return coco_dir, cand
-    annd = coco_dir / "annotations"
-    if annd.is_dir():  # dataset root: pick instances_<split>.json whose <split>/ exists
-        for j in sorted(annd.glob("instances_*.json")):
-            img_dir = coco_dir / j.stem[len("instances_"):]
-            if img_dir.is_dir():
-                return img_dir, j
-    raise DatasetError(
-        f"{coco_dir}: no COCO annotation file found (expected {cand}, or {annd}/instances_<split>.json "
-        f"beside a <split>/ image folder); pass --ann FILE"
-    )
-
-
-def read_coco_json(ann_file) -> dict:
-    """A COCO annotation file as a dict whose 'images', 'annotations', 'categories' are lists."""
-    try:
-        with open(ann_file, "rb") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{ann_file}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{ann_file}: expected a JSON object with 'images', 'annotations', 'categories'")
-    for k in ("images", "annotations", "categories"):
-        if not isinstance(data.get(k), list):
-            raise DatasetError(f"{ann_file}: missing or invalid key '{k}' (expected a list)")
-    return data
-
-
 def load_coco(coco_dir, ann=None) -> Dataset:
-    img_dir, ann_file = _find_coco(Path(coco_dir), Path(ann) if ann else None)
+    img_dir, ann_file = find_coco(Path(coco_dir), Path(ann) if ann else None)
     data = read_coco_json(ann_file)
     if not data["images"]:
         raise DatasetError(f"{ann_file}: 'images' is empty: nothing to evaluate")
@@ -174,55 +93,8 @@ def load_coco(coco_dir, ann=None) -> Dataset:
 # ----------------------------------------------------------------------------- VOC
 
 
-def _find_voc(voc_dir: Path, year: str) -> Path:
-    voc_dir = Path(voc_dir)
-    for cand in (voc_dir / f"VOC{year}", voc_dir / "VOCdevkit" / f"VOC{year}", voc_dir):
-        if (cand / "Annotations").is_dir() or (cand / "ImageSets").is_dir():
-            return cand
-    raise DatasetError(f"{voc_dir}: not a VOC folder (expected VOC{year}/Annotations and VOC{year}/ImageSets/Main)")
-
-
-def _text(node, tag, xml_path, required=True):
-    el = node.find(tag)
-    if el is None or el.text is None or not el.text.strip():
-        if required:
-            raise DatasetError(f"{xml_path}: missing <{tag}>")
-        return None
-    return el.text.strip()
-
-
-def parse_voc_xml(xml_path: Path) -> tuple[int, int, list]:
-    """One VOC annotation -> (width, height, objects); boxes stay 1-based inclusive as written."""
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as e:
-        raise DatasetError(f"{xml_path}: malformed XML ({e})") from None
-    size = root.find("size")
-    if size is None:
-        raise DatasetError(f"{xml_path}: no <size> element (expected <size><width>, <height>)")
-    try:
-        w, h = int(float(_text(size, "width", xml_path))), int(float(_text(size, "height", xml_path)))
-    except ValueError:
-        raise DatasetError(f"{xml_path}: <size> width/height are not numbers") from None
-    if w <= 0 or h <= 0:
-        raise DatasetError(f"{xml_path}: <size> {w}x{h} is not a valid image size")
-    objs = []
-    for k, obj in enumerate(root.findall("object")):
-        name = _text(obj, "name", xml_path)
-        diff = _text(obj, "difficult", xml_path, required=False)
-        bb = obj.find("bndbox")
-        if bb is None:
-            raise DatasetError(f"{xml_path}: object {k} ('{name}') has no <bndbox>")
-        try:
-            box = [float(_text(bb, t, xml_path)) for t in ("xmin", "ymin", "xmax", "ymax")]
-        except ValueError:
-            raise DatasetError(f"{xml_path}: object {k} ('{name}') has a non-numeric <bndbox>") from None
-        objs.append({"name": name, "bbox": box, "difficult": bool(int(float(diff))) if diff else False})
-    return w, h, objs
-
-
 def load_voc(voc_dir, year: str = "2007", split: str = "test") -> Dataset:
-    root = _find_voc(Path(voc_dir), str(year))
+    root = find_voc(Path(voc_dir), str(year))
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
         raise DatasetError(f"{split_file}: split file does not exist (expected ImageSets/Main/{split}.txt)")
