@@ -204,3 +204,28 @@ def test_one_yolo_row_walk_route_and_stride_probe(monkeypatch):
         R.from_channels([16, 32], 2, [-1, 5], "w")
     with pytest.raises(ConfigError, match=r"x layer 0: expected \[from, number, module, args\]"):
         list(real_rows({"backbone": [[-1, 1, "Conv"]], "head": []}, 1.0, "x"))
+
+
+@pytest.mark.parametrize("cfg", ["yolov3-tiny.cfg", "yolov4-tiny.cfg", "yolov2.cfg", "yolov4.cfg"])
+def test_darknet_modules_read_the_plan_not_the_cfg(cfg):
+    """Every Darknet module takes its settings from the parsed LayerPlan.attrs: with each layer's cfg
+    section replaced by one whose option reads fail, the same model is built."""
+    import dataclasses
+
+    from zooport.model_defs.darknet.model import DarknetModel
+    from zooport.parsers.darknet.cfg import parse_cfg
+    from zooport.parsers.darknet.plan import build_plan
+
+    class NoReads:
+        def __init__(self, sec):
+            self.path, self.line, self.type = sec.path, sec.line, sec.type
+
+        def __getattr__(self, name):
+            raise AssertionError(f"a module read the cfg section again ({name})")
+
+    net = parse_cfg(PKG / "cfgs" / "darknet" / cfg)
+    plan = build_plan(net)
+    blind = [dataclasses.replace(lp, section=NoReads(lp.section)) for lp in plan]
+    a, b = DarknetModel(net, plan), DarknetModel(net, blind)
+    assert [type(m).__name__ for m in a.layers] == [type(m).__name__ for m in b.layers]
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}

@@ -177,7 +177,7 @@ def test_focus_permutation_matches_darknet_reorg3d():
     assert np.array_equal(dark, focus[perm])       # Darknet channel d holds Focus channel perm[d]
     assert perm != list(range(4 * C))              # not the identity: (1,0) and (0,1) blocks swap
     # zooport's Darknet layer (the one the export runs on) is that same reorg_cpu
-    lp = type("LP", (), {"section": type("S", (), {"get_int": lambda self, k, d: {"stride": 2}.get(k, d)})()})()
+    lp = type("LP", (), {"attrs": {"stride": 2, "reverse": False}})()  # what the plan gives [reorg3d] stride=2
     ours = Reorg3d(lp)([torch.from_numpy(x)[None]])[0].numpy()
     assert np.array_equal(ours, dark)
 

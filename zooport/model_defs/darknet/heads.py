@@ -31,16 +31,14 @@ def _grid(h: int, w: int, like):
 
 
 def _mask_and_anchors(plan):
-    sec = plan.section
-    num = sec.get_int("num", 1)
-    anchors = sec.get_floats("anchors", [])
-    mask = sec.get_ints("mask", list(range(num))) if "mask" in sec.options else list(range(num))
+    """The head's mask and its anchor pairs, as the plan read them (head_rules.yolo_rule)."""
+    mask, pairs = list(plan.attrs["mask"]), [list(p) for p in plan.attrs["anchors"]]
     # Darknet reads only num anchor pairs, and a mask index past them reads beyond its buffer; a few
     # AlexeyAB cfgs (cspx-p7-mish.cfg) list more pairs than num and mask into them: use the listed pairs.
     for m in mask:
-        if not 0 <= m < len(anchors) // 2:
-            raise sec.error("mask", f"mask index {m} is outside the {len(anchors) // 2} anchor pairs given")
-    return mask, [[anchors[2 * m], anchors[2 * m + 1]] for m in mask]
+        if not 0 <= m < len(pairs):
+            raise plan.section.error("mask", f"mask index {m} is outside the {len(pairs)} anchor pairs given")
+    return mask, [pairs[m] for m in mask]
 
 
 class YoloHead(nn.Module):
@@ -50,13 +48,13 @@ class YoloHead(nn.Module):
 
     def __init__(self, plan, net_hw):
         super().__init__()
-        sec = plan.section
-        self.classes = sec.get_int("classes", 20)
+        sec, a = plan.section, plan.attrs  # sec: only to name the cfg line in errors
+        self.classes = a["classes"]
         self.mask, self.anchors = _mask_and_anchors(plan)
         self.n = len(self.mask)
         self.no = 5 + self.classes
-        self.scale_x_y = sec.get_float("scale_x_y", 1.0)
-        self.new_coords = bool(sec.get_int("new_coords", 0))
+        self.scale_x_y = a["scale_x_y"]
+        self.new_coords = bool(a["new_coords"])
         if plan.in_shape[0] != self.n * self.no:
             raise sec.error(None, f"gets {plan.in_shape[0]} channels; {self.n} anchors x (5 + {self.classes} "
                                   f"classes) = {self.n * self.no} expected (filters= of the layer before)")
@@ -103,13 +101,13 @@ class GaussianYoloHead(nn.Module):
 
     def __init__(self, plan, net_hw):
         super().__init__()
-        sec = plan.section
-        self.classes = sec.get_int("classes", 20)
+        sec, a = plan.section, plan.attrs  # sec: only to name the cfg line in errors
+        self.classes = a["classes"]
         self.mask, self.anchors = _mask_and_anchors(plan)
         self.n = len(self.mask)
         self.no = 9 + self.classes
-        self.scale_x_y = sec.get_float("scale_x_y", 1.0)
-        if sec.get_str("yolo_point", "center") != "center":
+        self.scale_x_y = a["scale_x_y"]
+        if a["yolo_point"] != "center":
             raise UnsupportedError(f"[Gaussian_yolo] (layer {plan.index}): only yolo_point=center is supported")
         if plan.in_shape[0] != self.n * self.no:
             raise sec.error(None, f"gets {plan.in_shape[0]} channels; {self.n} anchors x (9 + {self.classes}) "
@@ -153,16 +151,14 @@ class RegionHead(nn.Module):
 
     def __init__(self, plan, net_hw):
         super().__init__()
-        sec = plan.section
-        self.classes = sec.get_int("classes", 20)
-        self.coords = sec.get_int("coords", 4)
-        self.n = sec.get_int("num", 1)
-        self.softmax = bool(sec.get_int("softmax", 0))
-        self.tree = "tree" in sec.options
-        anchors = sec.get_floats("anchors", [0.5] * (2 * self.n))
-        if len(anchors) < 2 * self.n:
-            raise sec.error("anchors", f"has {len(anchors)} values; num={self.n} needs {2 * self.n}")
-        self.grid_anchors = [[anchors[2 * i], anchors[2 * i + 1]] for i in range(self.n)]
+        sec, a = plan.section, plan.attrs  # sec: only to name the cfg line in errors
+        self.classes = a["classes"]
+        self.coords = a["coords"]
+        self.n = a["num"]
+        self.softmax = bool(a["softmax"])
+        self.tree = False  # tree= / map= are refused by the plan
+        pairs = [list(p) for p in a["anchors"]] or [[0.5, 0.5]] * self.n  # Darknet's biases start at .5
+        self.grid_anchors = pairs[:self.n]
         self.size = self.coords + 1 + self.classes
         if self.coords != 4:
             raise UnsupportedError(f"[region] (layer {plan.index}): coords={self.coords}; only 4 is supported")
@@ -217,13 +213,13 @@ class DetectionHead(nn.Module):
 
     def __init__(self, plan, net_hw):
         super().__init__()
-        sec = plan.section
-        self.classes = sec.get_int("classes", 20)
-        self.n = sec.get_int("num", 1)
-        self.side = sec.get_int("side", 7)
-        self.coords = sec.get_int("coords", 1)
-        self.softmax = bool(sec.get_int("softmax", 0))
-        self.sqrt = bool(sec.get_int("sqrt", 0))
+        sec, a = plan.section, plan.attrs  # sec: only to name the cfg line in errors
+        self.classes = a["classes"]
+        self.n = a["num"]
+        self.side = a["side"]
+        self.coords = a["coords"]
+        self.softmax = bool(a["softmax"])
+        self.sqrt = bool(a["sqrt"])
         self.anchors = None
         need = self.side * self.side * ((1 + self.coords) * self.n + self.classes)
         total = plan.in_shape[0] * plan.in_shape[1] * plan.in_shape[2]

@@ -31,7 +31,8 @@ def _param_shapes(plan) -> dict[str, tuple[int, ...]]:
 
 
 def _activation(plan, default: str):
-    return get_activation(plan.section.get_str("activation", default), where=_where(plan))
+    """The layer's activation as the plan read it (``attrs["activation"]``; ``default`` for layers without one)."""
+    return get_activation(plan.attrs.get("activation", default), where=_where(plan))
 
 
 class DarknetBN(nn.Module):
@@ -72,26 +73,19 @@ class Convolutional(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        sec = plan.section
+        a = plan.attrs  # everything as the plan read it (parsers/darknet/layer_rules.conv_rule)
         c, h, w = plan.in_shape
         n, oh, ow = plan.out_shape
-        size = sec.get_int("size", 1)
-        stride = sec.get_int("stride", 1)
-        self.stride = (sec.get_int("stride_y", stride), sec.get_int("stride_x", stride))
-        self.dilation = max(1, sec.get_int("dilation", 1)) if size > 1 else 1
-        self.groups = sec.get_int("groups", 1)
-        pad = sec.get_int("padding", 0)
-        if sec.get_int("pad", 0):
-            pad = size // 2
-        if sec.get_int("antialiasing", 0):
-            raise UnsupportedError(f"{_where(plan)}: antialiasing=1 is not supported")
-        self.xnor = bool(sec.get_int("xnor", 0))
-        self.binary = bool(sec.get_int("binary", 0)) or self.xnor
-        self.act_name = sec.get_str("activation", "logistic")
+        size = a["size"]
+        self.stride = (a["stride_y"], a["stride_x"])
+        self.dilation = a["dilation"]
+        self.groups = a["groups"]
+        pad = a["padding"]
+        self.xnor = bool(a["xnor"])
+        self.binary = bool(a["binary"]) or self.xnor
+        self.act_name = a["activation"]
         self.act = _activation(plan, "logistic")
-        self.share = sec.get_int("share_index", -1) if "share_index" in sec.options else None
-        if self.share is not None and self.share < 0:
-            self.share += plan.index
+        self.share = a["share_index"]  # the absolute index of the layer whose weights this one uses, or None
         # Darknet's im2col pads pad*dilation cells on each side and produces its own output size
         # (h + 2*pad - size)/stride + 1 (the plan's); when a symmetric torch padding does not give that size,
         # pad the bottom/right explicitly (zeros, what im2col reads outside the input) and cut the excess.
@@ -106,7 +100,7 @@ class Convolutional(nn.Module):
             self.padding, self.extra_pad = 0, (left, max(0, right_w), left, max(0, right_h))
         self.out_hw = (oh, ow)
         shapes = _param_shapes(plan)
-        self.batch_normalize = bool(sec.get_int("batch_normalize", 0) or sec.get_int("cbn", 0))
+        self.batch_normalize = bool(a["batch_normalize"])
         if self.share is None:
             wshape = shapes.get("conv.weight", (n, c // max(1, self.groups), size, size))
             self.bn = DarknetBN(n) if self.batch_normalize else None   # registered first: file order
@@ -155,7 +149,7 @@ class Connected(nn.Module):
         out = plan.out_shape[0]
         inp = plan.in_shape[0] * plan.in_shape[1] * plan.in_shape[2]
         self.fc = ConvParams(shapes.get("fc.weight", (out, inp)), with_bias=True)
-        self.bn = DarknetBN(out, with_bias=False) if plan.section.get_int("batch_normalize", 0) else None
+        self.bn = DarknetBN(out, with_bias=False) if plan.attrs["batch_normalize"] else None
         self.act = _activation(plan, "logistic")
 
     def forward(self, xs):
@@ -172,8 +166,8 @@ class Route(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        self.groups = plan.section.get_int("groups", 1)
-        self.group_id = plan.section.get_int("group_id", 0)
+        self.groups = plan.attrs["groups"]
+        self.group_id = plan.attrs["group_id"]
 
     def forward(self, xs):
         if self.groups != 1:
@@ -196,10 +190,10 @@ class Shortcut(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        sec = plan.section
         self.act = _activation(plan, "linear")
-        self.wtype = sec.get_str("weights_type", "none")
-        self.wnorm = sec.get_str("weights_normalization", "none")
+        # per_layer is Darknet's per_feature, avg_relu its relu normalisation (parse_shortcut), mapped by the plan
+        self.wtype = plan.attrs["weights_type"]
+        self.wnorm = plan.attrs["weights_normalization"]
         if self.wtype not in ("none", "per_feature", "per_channel"):
             raise UnsupportedError(f"{_where(plan)}: weights_type={self.wtype!r}: expected per_feature or "
                                    f"per_channel")
@@ -294,13 +288,10 @@ class Softmax(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        sec = plan.section
-        if "tree" in sec.options:
-            raise UnsupportedError(f"{_where(plan)}: hierarchical softmax (tree=) is not supported")
-        if sec.get_int("spatial", 0):
+        if plan.attrs["spatial"]:  # (tree= is refused by the plan already)
             raise UnsupportedError(f"{_where(plan)}: spatial=1 softmax is not supported")
-        self.groups = sec.get_int("groups", 1)
-        self.temperature = sec.get_float("temperature", 1.0)
+        self.groups = plan.attrs["groups"]
+        self.temperature = plan.attrs["temperature"]
         self.out_shape = tuple(plan.out_shape)
 
     def forward(self, xs):

@@ -14,13 +14,10 @@ from torch import nn
 _FLT_MAX = float(torch.finfo(torch.float32).max)
 
 
-def _pool_geometry(sec):
-    stride = sec.get_int("stride", 1)
-    sx = sec.get_int("stride_x", stride)
-    sy = sec.get_int("stride_y", stride)
-    size = sec.get_int("size", stride)
-    padding = sec.get_int("padding", size - 1)
-    return size, sy, sx, padding
+def _pool_geometry(plan):
+    """(size, stride_y, stride_x, padding) as the plan read them (layer_rules._pool_common)."""
+    a = plan.attrs
+    return a["size"], a["stride_y"], a["stride_x"], a["padding"]
 
 
 def _darknet_pool_pad(x, size, sy, sx, padding, value):
@@ -43,14 +40,9 @@ class MaxPool(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        sec = plan.section
-        self.size, self.sy, self.sx, self.padding = _pool_geometry(sec)
-        self.depth = bool(sec.get_int("maxpool_depth", 0))
-        self.out_channels = sec.get_int("out_channels", 1)
-        if sec.get_int("antialiasing", 0):
-            from ...errors import UnsupportedError
-
-            raise UnsupportedError(f"[maxpool] (layer {plan.index}): antialiasing=1 is not supported")
+        self.size, self.sy, self.sx, self.padding = _pool_geometry(plan)  # (antialiasing= refused by the plan)
+        self.depth = bool(plan.attrs["maxpool_depth"])
+        self.out_channels = plan.attrs["out_channels"]
 
     def forward(self, xs):
         x = xs[0]
@@ -82,7 +74,7 @@ class LocalAvgPool(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        self.size, self.sy, self.sx, self.padding = _pool_geometry(plan.section)
+        self.size, self.sy, self.sx, self.padding = _pool_geometry(plan)
 
     def forward(self, xs):
         x = xs[0]
@@ -111,10 +103,10 @@ class Upsample(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        stride = plan.section.get_int("stride", 2)
+        stride = plan.attrs["stride"]
         self.reverse = stride < 0
         self.stride = abs(stride)
-        self.scale = plan.section.get_float("scale", 1.0)
+        self.scale = plan.attrs["scale"]
 
     def forward(self, xs):
         x = xs[0]
@@ -146,7 +138,7 @@ def _check_reorg(plan, c, s):
     if c % (s * s):
         from ...errors import UnsupportedError
 
-        raise UnsupportedError(f"[{plan.section.type}] (layer {plan.index}): {c} channels are not divisible by "
+        raise UnsupportedError(f"[{plan.type}] (layer {plan.index}): {c} channels are not divisible by "
                                f"stride^2 = {s * s}")
 
 
@@ -157,8 +149,8 @@ class Reorg(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        self.stride = plan.section.get_int("stride", 1)
-        self.reverse = bool(plan.section.get_int("reverse", 0))
+        self.stride = plan.attrs["stride"]
+        self.reverse = bool(plan.attrs["reverse"])
         if not self.reverse:
             _check_reorg(plan, plan.in_shape[0], self.stride)
 
@@ -178,8 +170,8 @@ class Reorg3d(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        self.stride = plan.section.get_int("stride", 1)
-        self.reverse = bool(plan.section.get_int("reverse", 0))
+        self.stride = plan.attrs["stride"]
+        self.reverse = bool(plan.attrs["reverse"])
 
     def forward(self, xs):
         x = xs[0]
@@ -198,10 +190,9 @@ class Crop(nn.Module):
 
     def __init__(self, plan):
         super().__init__()
-        sec = plan.section
         self.out_h = plan.out_shape[1]
         self.out_w = plan.out_shape[2]
-        self.noadjust = bool(sec.get_int("noadjust", 0))
+        self.noadjust = bool(plan.attrs["noadjust"])
 
     def forward(self, xs):
         x = xs[0]

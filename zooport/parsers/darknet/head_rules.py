@@ -40,7 +40,8 @@ def yolo_rule(sec, ctx, prev):
                               f"{len(mask) * per} input channels, but the layer before has {prev[0]} "
                               f"(filters= of the conv before must be (classes+{per - classes})*len(mask))")
     attrs = dict(classes=classes, num=total, mask=mask, anchors=anchors,
-                 scale_x_y=sec.get_float("scale_x_y", 1.0), new_coords=bool(sec.get_int("new_coords", 0)))
+                 scale_x_y=sec.get_float("scale_x_y", 1.0), new_coords=bool(sec.get_int("new_coords", 0)),
+                 yolo_point=sec.get_str("yolo_point", "center"))
     return [_prev_index(sec)], prev, prev, [], attrs
 
 

@@ -267,7 +267,8 @@ def crop_rule(sec, ctx, prev):
     _need_image(sec, prev)
     ch = _positive(sec, "crop_height", sec.get_int("crop_height", 1))
     cw = _positive(sec, "crop_width", sec.get_int("crop_width", 1))
-    return [_prev_index(sec)], prev, (prev[0], ch, cw), [], dict(crop_height=ch, crop_width=cw)
+    return [_prev_index(sec)], prev, (prev[0], ch, cw), [], dict(crop_height=ch, crop_width=cw,
+                                                                   noadjust=bool(sec.get_int("noadjust", 0)))
 
 
 def connected_rule(sec, ctx, prev):
@@ -289,7 +290,7 @@ def softmax_rule(sec, ctx, prev):
     if "tree" in sec.options:
         from ...errors import UnsupportedError
         raise UnsupportedError(f"{sec.path or '<cfg>'}:{sec.key_lines['tree']}: hierarchical softmax (tree=) is not supported")
-    attrs = dict(groups=groups, temperature=sec.get_float("temperature", 1.0))
+    attrs = dict(groups=groups, temperature=sec.get_float("temperature", 1.0), spatial=bool(sec.get_int("spatial", 0)))
     return [_prev_index(sec)], prev, prev, [], attrs
 
 
