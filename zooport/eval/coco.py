@@ -98,7 +98,7 @@ class CocoStream:
 
         with contextlib.redirect_stdout(io.StringIO()):
             self.gt = COCO(str(ann_file))
-        self.gt.zooport_source = str(ann_file)
+        self.ann_file = str(ann_file)
         self.iou_type = iou_type
         # per group: (its sorted image ids, its evaluateImg records as a (category, area range, image)
         # object array), concatenated along the images at the end
@@ -122,7 +122,7 @@ class CocoStream:
             if results and self.iou_type != "bbox":
                 dt = self.gt.loadRes(results)  # segm: areas and boxes from the RLE masks
             else:
-                dt = _bbox_results(self.gt, results)
+                dt = _bbox_results(self.gt, results, self.ann_file)
             ev = MatchEval(self.gt, dt, self.iou_type)
             ev.params.imgIds = ids
             ev.evaluate()
@@ -168,7 +168,7 @@ class CocoStream:
         return {"metrics": metrics, "per_class": per}
 
 
-def _bbox_results(gt, results: list):
+def _bbox_results(gt, results: list, where: str):
     """The detections as a COCO object, as ``gt.loadRes(results)`` builds it for boxes (area = w * h,
     ids 1..n in list order, not crowd), without the polygon it adds and bbox evaluation never reads;
     also for an empty list, which ``loadRes`` refuses."""
@@ -178,7 +178,7 @@ def _bbox_results(gt, results: list):
     anns = []
     for n, r in enumerate(results, 1):
         if r["image_id"] not in known:
-            raise DatasetError(f"{gt_name(gt)}: a result names image id {r['image_id']}, which the "
+            raise DatasetError(f"{where}: a result names image id {r['image_id']}, which the "
                                "annotation file does not have")
         bb = r["bbox"]
         anns.append({"image_id": r["image_id"], "category_id": r["category_id"], "bbox": bb,
@@ -188,10 +188,6 @@ def _bbox_results(gt, results: list):
                   "categories": list(gt.dataset.get("categories", []))}
     dt.createIndex()
     return dt
-
-
-def gt_name(gt) -> str:
-    return str(getattr(gt, "zooport_source", "the COCO annotations"))
 
 
 def _summary_text(ev) -> str:

@@ -68,7 +68,6 @@ class Scorer:
     def __init__(self, ds, names, settings: dict):
         self.ds, self.names, self.settings = ds, list(names), settings
         self.dets: dict = {}
-        self.n_results = 0
         self._coco = None
         if ds.kind == "coco":
             from .coco import ROUNDING, CocoStream, category_ids
@@ -86,7 +85,6 @@ class Scorer:
 
             results = results_json(detections, self._cat_ids, self._rounding)
             self._coco.add(results, list(detections))
-            self.n_results += len(results)
 
     def result(self, model_info: dict, skipped: list) -> dict:
         """The verify result dict (see the module docstring) over every image added."""
@@ -94,7 +92,7 @@ class Scorer:
         keys = [r.key for r in ds.images if r.key in self.dets]
         if self._coco is not None:
             sc = self._coco.finish()
-            ndet = self.n_results
+            ndet = self._coco.n_results
         else:
             from .voc import score_voc, to_voc_box
 

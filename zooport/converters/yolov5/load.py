@@ -143,8 +143,8 @@ def from_yolov5_state_dict(model, state_dict: dict, source: str = "<state dict>"
             if not torch.allclose(v.float().reshape(det.nl, -1, 2), ref, rtol=1e-2, atol=1e-2):
                 raise CheckpointError(f"{source}: key {k!r} (pixels) is not anchors * stride")
             continue
-        out[yolov5_key_to_native(k)] = v
-        given[yolov5_key_to_native(k)] = k
+        nk = yolov5_key_to_native(k)
+        out[nk], given[nk] = v, k
     check_state_dict({k: v.shape for k, v in own.items()}, out, source, subject="the architecture",
                      show=lambda k: given.get(k) or native_key_to_yolov5(k))
     return out

@@ -84,15 +84,8 @@ def preprocess_spec(model_cfg: dict, resize=None, given: dict | None = None) -> 
     pre = {"mode": "mmdet", "pad_value": 0, "color": "rgb", "scale": 1.0 / 255.0,
            "resize_scale": [int(v) for v in resize[0]], "keep_ratio": bool(resize[1]),
            "pad_size_divisor": int(dp.get("pad_size_divisor") or 1)}
-    if given:
-        old = {k: v for k, v in given.items() if k not in _NORM_KEYS}
-        pre.update({k: v for k, v in old.items() if k in ("resize_scale", "keep_ratio", "pad_size_divisor",
-                                                          "interpolation")})
+    if given:  # only its resize settings: normalisation keys of older dicts describe what the model now does
+        pre.update({k: v for k, v in given.items() if k in ("resize_scale", "keep_ratio", "pad_size_divisor",
+                                                            "interpolation")})
     pre["model_normalises"] = mmdet_input_norm(model_cfg).spec()
     return pre
-
-
-# What a preprocess dict said about normalising before the models did it themselves.
-_NORM_KEYS = ("mean", "std", "mmdet_mean", "mmdet_std", "bgr_to_rgb", "color", "scale", "model_normalises")
-
-
